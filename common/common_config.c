@@ -138,8 +138,9 @@ fl_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
         hl = colon != NULL ? (size_t)(colon - s) : 0;
         ps = colon != NULL ? colon + 1 : s;
     }
-    if (hl >= hostlen || fl_parse_u64(ps, false, &p) != FL_OK || p == 0 ||
-        p > 65535) {
+    /* A port is plain digits; fl_parse_u64 alone would take "2k". */
+    if (hl >= hostlen || ps[strspn(ps, "0123456789")] != '\0' ||
+        fl_parse_u64(ps, false, &p) != FL_OK || p == 0 || p > 65535) {
         return FL_EFORMAT;
     }
     memcpy(host, s, hl);
@@ -151,7 +152,10 @@ fl_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
 static int
 fail(struct parse *ps, const char *fmt, const char *a, const char *b)
 {
-    snprintf(ps->err, ps->errlen, fmt, a, b);
+    /* inih goes on after a bad line; keep the first line's message. */
+    if (ps->rc == FL_OK) {
+        snprintf(ps->err, ps->errlen, fmt, a, b);
+    }
     ps->rc = FL_EINVAL;
     return FL_EINVAL;
 }
