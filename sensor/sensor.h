@@ -12,15 +12,16 @@ struct fl_decoder;
 
 /* Ceilings on everything the decoder keeps; reaching one is counted. */
 struct fl_decoder_limits {
-    uint32_t max_sources;     /* (exporter, domain) pairs */
-    uint32_t max_templates;   /* templates per source */
-    uint32_t max_pending;     /* datagrams held waiting for a template */
-    size_t max_pending_bytes; /* bytes held waiting for a template */
-    uint32_t pending_age_ms;  /* how long a held datagram waits */
+    uint32_t max_sources;      /* (exporter, domain) pairs */
+    uint32_t max_templates;    /* templates per source */
+    size_t max_template_bytes; /* memory for all templates together */
+    uint32_t max_pending;      /* datagrams held waiting for a template */
+    size_t max_pending_bytes;  /* bytes held waiting for a template */
+    uint32_t pending_age_ms;   /* how long a held datagram waits */
 };
 
 /* Fills l with the defaults: 4096 sources, 1024 templates per source,
- * 4096 held datagrams, 16 MiB held, 60 s. */
+ * 64 MiB of templates, 4096 held datagrams, 16 MiB held, 60 s. */
 void fl_decoder_limits_default(struct fl_decoder_limits *l);
 
 /* Kinds of decode errors, each with its own counter. */
@@ -30,7 +31,7 @@ enum fl_decode_error {
     FL_DE_SET,            /* set or flowset length impossible */
     FL_DE_TEMPLATE,       /* malformed template or options template */
     FL_DE_RECORD,         /* data record shorter than its template */
-    FL_DE_TEMPLATE_LIMIT, /* template refused: per-source ceiling */
+    FL_DE_TEMPLATE_LIMIT, /* template refused: count or memory ceiling */
     FL_DE_SOURCE_LIMIT,   /* datagram refused: too many exporters */
     FL_DE_PENDING_DROP,   /* held data dropped: too old or no room */
     FL_DE_COUNT

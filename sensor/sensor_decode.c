@@ -24,6 +24,7 @@ fl_decoder_limits_default(struct fl_decoder_limits *l)
 {
     l->max_sources = 4096;
     l->max_templates = 1024;
+    l->max_template_bytes = 64u << 20;
     l->max_pending = 4096;
     l->max_pending_bytes = 16u << 20;
     l->pending_age_ms = 60000;

@@ -297,7 +297,8 @@ struct fl_decoder {
     struct fl_source **src_tab;
     uint32_t src_cap;
     uint32_t nsources;
-    uint32_t ntemplates; /* sum over sources */
+    uint32_t ntemplates;   /* sum over sources */
+    size_t template_bytes; /* memory held by all templates */
 
     /* Held data, oldest first. */
     struct fl_pending *pend_head;

@@ -37,6 +37,7 @@ static struct {
     char *log_level;
     uint64_t max_sources;
     uint64_t max_templates;
+    uint64_t max_template_bytes;
     uint64_t max_pending;
     uint64_t max_pending_bytes;
     uint64_t pending_age;
@@ -64,6 +65,8 @@ static const struct fl_opt options[] = {
      "sources kept (default 4096)"},
     {"max-templates", 0, FL_OPT_U64, &opt.max_templates, "N",
      "templates per source (default 1024)"},
+    {"max-template-bytes", 0, FL_OPT_SIZE, &opt.max_template_bytes, "BYTES",
+     "memory for all templates (default 64M)"},
     {"max-pending", 0, FL_OPT_U64, &opt.max_pending, "N",
      "held datagrams (default 4096)"},
     {"max-pending-bytes", 0, FL_OPT_SIZE, &opt.max_pending_bytes, "BYTES",
@@ -216,6 +219,7 @@ parse_options(struct sensor *s, int argc, char **argv)
     fl_decoder_limits_default(&lim);
     opt.max_sources = lim.max_sources;
     opt.max_templates = lim.max_templates;
+    opt.max_template_bytes = lim.max_template_bytes;
     opt.max_pending = lim.max_pending;
     opt.max_pending_bytes = lim.max_pending_bytes;
     opt.pending_age = lim.pending_age_ms;
@@ -367,6 +371,7 @@ setup_decoder(struct sensor *s)
     fl_decoder_limits_default(&lim);
     lim.max_sources = (uint32_t)opt.max_sources;
     lim.max_templates = (uint32_t)opt.max_templates;
+    lim.max_template_bytes = (size_t)opt.max_template_bytes;
     lim.max_pending = (uint32_t)opt.max_pending;
     lim.max_pending_bytes = (size_t)opt.max_pending_bytes;
     lim.pending_age_ms = (uint32_t)opt.pending_age;

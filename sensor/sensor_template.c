@@ -90,6 +90,10 @@ fl_template_put(struct fl_decoder *d, struct fl_source *src,
             return FL_OK;
         }
     }
+    /* A template can be 64 KiB: the count alone would not bound memory. */
+    if (d->template_bytes + tpl_size(t->nfields) > d->lim.max_template_bytes) {
+        return FL_ELIMIT;
+    }
     if (fl_template_find(src, t->id) == NULL) {
         if (src->ntemplates >= d->lim.max_templates) {
             return FL_ELIMIT;
@@ -107,7 +111,9 @@ fl_template_put(struct fl_decoder *d, struct fl_source *src,
     }
     memcpy(copy, t, tpl_size(t->nfields));
     i = tpl_slot(src->tpl, src->tpl_cap, t->id);
+    d->template_bytes += tpl_size(t->nfields);
     if (src->tpl[i] != NULL) {
+        d->template_bytes -= tpl_size(src->tpl[i]->nfields);
         free(src->tpl[i]);
     } else {
         src->ntemplates++;
@@ -132,6 +138,7 @@ fl_template_remove(struct fl_decoder *d, struct fl_source *src, uint16_t id)
     if (src->tpl[i] == NULL) {
         return;
     }
+    d->template_bytes -= tpl_size(src->tpl[i]->nfields);
     free(src->tpl[i]);
     src->tpl[i] = NULL;
     src->ntemplates--;
@@ -166,7 +173,10 @@ void
 fl_template_free_all(struct fl_decoder *d, struct fl_source *src)
 {
     for (uint32_t i = 0; i < src->tpl_cap; i++) {
-        free(src->tpl[i]);
+        if (src->tpl[i] != NULL) {
+            d->template_bytes -= tpl_size(src->tpl[i]->nfields);
+            free(src->tpl[i]);
+        }
     }
     free(src->tpl);
     d->ntemplates -= src->ntemplates;

@@ -414,6 +414,45 @@ Test(sensor_template, stops_template_churn_at_the_ceiling)
     cr_assert_eq(stats_of(dec).errors[FL_DE_TEMPLATE_LIMIT], 92);
 }
 
+Test(sensor_template, bounds_template_memory_across_sources)
+{
+    struct fl_decoder_limits lim;
+    struct fl_source *src;
+    struct fl_template *t = dec->scratch;
+    size_t big = sizeof(struct fl_template) + 1000 * sizeof(struct fl_tfield);
+    uint32_t kept = 0;
+
+    fl_decoder_free(dec);
+    fl_decoder_limits_default(&lim);
+    lim.max_template_bytes = 10 * big;
+    cr_assert_eq(fl_decoder_new(&lim, &dec), FL_OK);
+    t = dec->scratch;
+
+    /* Many sources, each under its count ceiling: memory still stops. */
+    for (uint32_t domain = 0; domain < 40; domain++) {
+        cr_assert_eq(fl_source_get(dec, &exp1, domain, true, &src), FL_OK);
+        src->version = 10;
+        t->id = 256;
+        t->nfields = 1000;
+        t->scope_fields = 0;
+        t->options = false;
+        for (uint16_t i = 0; i < 1000; i++) {
+            t->fields[i] = (struct fl_tfield){0, 7, 2};
+        }
+        cr_assert_eq(fl_template_check(t, 10), FL_OK);
+        if (fl_template_put(dec, src, t) == FL_OK) {
+            kept++;
+        }
+    }
+    cr_assert_eq(kept, 10);
+    cr_assert_leq(dec->template_bytes, lim.max_template_bytes);
+
+    /* Freeing a source's templates gives the memory back. */
+    cr_assert_eq(fl_source_get(dec, &exp1, 0, false, &src), FL_OK);
+    fl_template_free_all(dec, src);
+    cr_assert_eq(dec->template_bytes, 9 * big);
+}
+
 Test(sensor_template, finds_every_template_left_after_removals)
 {
     struct fl_source *src;
