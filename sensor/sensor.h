@@ -34,6 +34,7 @@ enum fl_decode_error {
     FL_DE_TEMPLATE_LIMIT, /* template refused: count or memory ceiling */
     FL_DE_SOURCE_LIMIT,   /* datagram refused: too many exporters */
     FL_DE_PENDING_DROP,   /* held data dropped: too old or no room */
+    FL_DE_V9_COUNT,       /* v9 header count disagrees; records kept */
     FL_DE_COUNT
 };
 

@@ -17,6 +17,7 @@ static const char *const error_names[FL_DE_COUNT] = {
     [FL_DE_TEMPLATE_LIMIT] = "template_limit",
     [FL_DE_SOURCE_LIMIT] = "source_limit",
     [FL_DE_PENDING_DROP] = "pending_drop",
+    [FL_DE_V9_COUNT] = "v9_count",
 };
 
 void

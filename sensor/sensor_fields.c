@@ -696,6 +696,17 @@ uptime_ms(const struct rec *r, uint32_t v)
     return export_ms(r);
 }
 
+/* True when slot i is sysUpTime-relative with no clock to anchor it. */
+static bool
+uptime_unanchored(const struct rec *r, enum slot_idx i)
+{
+    const struct fl_msg_ctx *x = r->ctx;
+
+    return (r->slot[i].id == 21 || r->slot[i].id == 22) &&
+           (r->flags & F_SYS_INIT) == 0 && x->version != 9 &&
+           x->system_init_ms == 0 && x->sys_uptime_ms == 0;
+}
+
 /* A time slot in ms since the epoch, whatever its encoding. */
 static uint64_t
 slot_ms(const struct rec *r, enum slot_idx i)
@@ -775,6 +786,16 @@ finish_times(struct rec *r)
     }
     if (ho && !obs_used) {
         keep_slot(r, S_OBS);
+    }
+    /* IPFIX uptimes without systemInitTime (MikroTik sends none): the
+     * date is unknown but the length is not; end the flow at export. */
+    if (has(r, S_START) && has(r, S_END) && uptime_unanchored(r, S_START) &&
+        uptime_unanchored(r, S_END)) {
+        uint32_t len =
+            (uint32_t)slot_uint(r, S_END) - (uint32_t)slot_uint(r, S_START);
+
+        end = export_ms(r);
+        start = len < 0x80000000u ? sub_sat(end, len) : end;
     }
     r->f->time_start = start;
     r->f->time_end = end < start ? start : end;

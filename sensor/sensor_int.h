@@ -42,11 +42,11 @@ struct fl_template {
 struct fl_msg_ctx {
     struct fl_addr exporter;
     uint32_t domain;
-    uint8_t version;          /* 9 or 10 */
-    uint32_t export_secs;     /* header export time, seconds */
-    uint32_t sys_uptime_ms;   /* v9 header sysUptime */
-    uint64_t system_init_ms;  /* IPFIX options systemInitTime, 0 unknown */
-    uint32_t sampling;        /* the source's interval, 1 when unknown */
+    uint8_t version;         /* 9 or 10 */
+    uint32_t export_secs;    /* header export time, seconds */
+    uint32_t sys_uptime_ms;  /* v9 header sysUptime */
+    uint64_t system_init_ms; /* IPFIX options systemInitTime, 0 unknown */
+    uint32_t sampling;       /* the source's interval, 1 when unknown */
     uint32_t (*sampler_lookup)(const void *arg, uint32_t sampler_id);
     const void *sampler_arg;
 };
@@ -92,9 +92,8 @@ struct fl_v5_info {
  * each record.  Returns FL_ETRUNC, FL_EFORMAT or FL_EVERSION for a bad
  * datagram, in which case no flow was delivered.
  */
-int fl_v5_decode(const struct fl_addr *exporter, const uint8_t *pkt,
-                 size_t len, struct fl_v5_info *info, fl_flow_fn fn,
-                 void *arg);
+int fl_v5_decode(const struct fl_addr *exporter, const uint8_t *pkt, size_t len,
+                 struct fl_v5_info *info, fl_flow_fn fn, void *arg);
 
 /* Sequence tracking per source; units are flows, packets or records. */
 struct fl_seq {
@@ -347,9 +346,11 @@ void fl_template_remove(struct fl_decoder *d, struct fl_source *src,
                         uint16_t id);
 void fl_template_free_all(struct fl_decoder *d, struct fl_source *src);
 /* Parses the body of a (options) template set with set_id (v9 0/1, IPFIX
- * 2/3), counting errors.  Returns FL_OK or the first error. */
+ * 2/3), counting errors; *records gets the template records read.
+ * Returns FL_OK or the first error. */
 int fl_template_parse_set(struct fl_decoder *d, struct fl_source *src,
-                          uint16_t set_id, struct fl_cursor *body);
+                          uint16_t set_id, struct fl_cursor *body,
+                          uint32_t *records);
 
 /* sensor_ipfix.c */
 int fl_ipfix_decode(struct fl_decoder *d, const struct fl_addr *exporter,

@@ -16,9 +16,11 @@ struct msg {
     uint32_t export_secs;
     uint32_t sys_uptime_ms;
     uint64_t now_ms;
-    uint32_t records; /* data records decoded: the IPFIX sequence unit */
-    bool uncertain;   /* some records were not counted: resync sequence */
-    int first;        /* first error met */
+    uint32_t records;   /* data records decoded: the IPFIX sequence unit */
+    uint32_t templates; /* template records read: v9 counts them too */
+    uint32_t sets;      /* some v9 exporters count flowsets instead */
+    bool uncertain;     /* some records were not counted: resync sequence */
+    int first;          /* first error met */
 };
 
 static void
@@ -151,7 +153,10 @@ static void
 template_set(struct fl_decoder *d, struct msg *m, uint16_t set_id,
              struct fl_cursor *body)
 {
-    note(m, fl_template_parse_set(d, m->src, set_id, body));
+    uint32_t n = 0;
+
+    note(m, fl_template_parse_set(d, m->src, set_id, body, &n));
+    m->templates += n;
     /* Even an unchanged template may be the one held data waits for
      * (templates loaded from the state file release nothing). */
     if (m->src->pending != 0) {
@@ -204,6 +209,7 @@ walk_sets(struct fl_decoder *d, struct msg *m, struct fl_cursor *c)
             m->uncertain = true;
             return;
         }
+        m->sets++;
         if (is_template_set(m->src->version, set_id)) {
             template_set(d, m, set_id, &body);
         } else if (set_id >= 256) {
@@ -250,6 +256,8 @@ msg_source(struct fl_decoder *d, const struct fl_addr *exporter,
     m->src->bytes += len;
     m->first = FL_OK;
     m->records = 0;
+    m->templates = 0;
+    m->sets = 0;
     m->uncertain = false;
     d->pend_cur = NULL;
     return FL_OK;
@@ -317,7 +325,6 @@ fl_v9_decode(struct fl_decoder *d, const struct fl_addr *exporter,
     uint32_t domain;
     int ret;
 
-    /* The header count is not checked: many exporters get it wrong. */
     fl_cursor_init(&c, pkt, len);
     if (!fl_cursor_u16(&c, &version) || !fl_cursor_u16(&c, &count) ||
         !fl_cursor_u32(&c, &m.sys_uptime_ms) ||
@@ -334,5 +341,12 @@ fl_v9_decode(struct fl_decoder *d, const struct fl_addr *exporter,
     seq_account(d, m.src, seq, 1);
     walk_sets(d, &m, &c);
     d->pend_cur = NULL;
+
+    /* Sets carry their own lengths, so every record found is kept; a
+     * count that disagrees (held sets aside) is an exporter bug worth
+     * a counter, not a reason to drop flows.  FortiOS counts flowsets. */
+    if (!m.uncertain && m.records + m.templates != count && m.sets != count) {
+        fl_decoder_count(d, FL_DE_V9_COUNT);
+    }
     return m.first;
 }

@@ -377,7 +377,8 @@ bad:
 
 int
 fl_template_parse_set(struct fl_decoder *d, struct fl_source *src,
-                      uint16_t set_id, struct fl_cursor *body)
+                      uint16_t set_id, struct fl_cursor *body,
+                      uint32_t *records)
 {
     bool ipfix = src->version == 10;
     int first = FL_OK;
@@ -392,6 +393,7 @@ fl_template_parse_set(struct fl_decoder *d, struct fl_source *src,
         if (ret != FL_OK && first == FL_OK) {
             first = ret;
         }
+        (*records)++;
         /* A bad record leaves no way to find the next one. */
         if (ret == FL_EFORMAT || ret == FL_ENOMEM) {
             break;

@@ -392,18 +392,40 @@ Test(sensor_ipfix, counts_a_variable_length_field_running_past_its_set)
     cr_assert_eq(stats_of(dec).errors[FL_DE_RECORD], 1);
 }
 
-Test(sensor_ipfix, ignores_a_wrong_v9_header_count)
+/* Builds a v9 message of one template and two data records. */
+static void
+v9_two_records(void)
 {
     mb_v9(&msg, 0, 0);
-    fl_put_be16(msg.b + 2, 40);
     mb_set(&msg, 0);
     mb_basic_template(&msg, 256);
     mb_set_end(&msg);
     mb_set(&msg, 256);
     mb_basic_record(&msg, 1, 2, 1, 1);
+    mb_basic_record(&msg, 3, 4, 1, 1);
     mb_set_end(&msg);
+}
+
+Test(sensor_ipfix, keeps_records_but_counts_a_wrong_v9_header_count)
+{
+    v9_two_records();
+    fl_put_be16(msg.b + 2, 40);
     cr_assert_eq(feed(dec, &exp1, &msg, 0, &snk), FL_OK);
-    cr_assert_eq(snk.n, 1);
+    cr_assert_eq(snk.n, 2);
+    cr_assert_eq(stats_of(dec).errors[FL_DE_V9_COUNT], 1);
+}
+
+Test(sensor_ipfix, accepts_a_v9_count_of_records_or_of_flowsets)
+{
+    /* RFC 3954 counts records (1 template + 2 data); FortiOS flowsets. */
+    v9_two_records();
+    fl_put_be16(msg.b + 2, 3);
+    cr_assert_eq(feed(dec, &exp1, &msg, 0, &snk), FL_OK);
+    v9_two_records();
+    fl_put_be16(msg.b + 2, 2);
+    cr_assert_eq(feed(dec, &exp1, &msg, 0, &snk), FL_OK);
+    cr_assert_eq(snk.n, 4);
+    cr_assert_eq(stats_of(dec).errors[FL_DE_V9_COUNT], 0);
 }
 
 Test(sensor_ipfix, ignores_bytes_past_the_ipfix_message_length)

@@ -50,7 +50,7 @@ mb_v9(struct mb *m, uint32_t seq, uint32_t source_id)
     memset(m, 0, sizeof(*m));
     m->version = 9;
     mb_u16(m, 9);
-    mb_u16(m, 0);          /* count: patched by mb_end to the number of sets */
+    mb_u16(m, 0);          /* count: left 0 unless a test sets it */
     mb_u32(m, 100000);     /* sysUptime */
     mb_u32(m, 1700000000); /* unix secs */
     mb_u32(m, seq);
