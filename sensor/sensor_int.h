@@ -155,6 +155,15 @@ const char *fl_pcap_skip_name(enum fl_pcap_skip k);
 int fl_pcap_read(const char *path, fl_datagram_fn fn, void *arg,
                  struct fl_pcap_stats *st, char *err, size_t errlen);
 
+/*
+ * Walks one captured frame of link type dlt (a DLT_ value) down to its
+ * UDP payload and calls fn with it, or counts why there is none.  The
+ * capture reader's per-frame step, apart so it can be fuzzed.  Returns
+ * FL_OK, or FL_EFORMAT for a link type it does not know.
+ */
+int fl_pcap_frame(int dlt, const uint8_t *frame, size_t len, uint64_t time_ms,
+                  fl_datagram_fn fn, void *arg, struct fl_pcap_stats *st);
+
 /* The UDP sockets a sensor listens on, served from one thread. */
 struct fl_listener;
 

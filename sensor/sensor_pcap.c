@@ -317,6 +317,39 @@ link_parser(int dlt)
     }
 }
 
+static int
+frame_parse(link_fn parse, const uint8_t *bytes, size_t len, uint64_t time_ms,
+            fl_datagram_fn fn, void *arg, struct fl_pcap_stats *st)
+{
+    struct frame f;
+    int skip;
+
+    st->frames++;
+    memset(&f, 0, sizeof(f));
+    fl_cursor_init(&f.c, bytes, len);
+    f.dg.time_ms = time_ms;
+    skip = parse(&f);
+    if (skip >= 0) {
+        st->skipped[skip]++;
+        return FL_OK;
+    }
+    st->datagrams++;
+    fn(arg, &f.dg);
+    return FL_OK;
+}
+
+int
+fl_pcap_frame(int dlt, const uint8_t *frame, size_t len, uint64_t time_ms,
+              fl_datagram_fn fn, void *arg, struct fl_pcap_stats *st)
+{
+    link_fn parse = link_parser(dlt);
+
+    if (parse == NULL) {
+        return FL_EFORMAT;
+    }
+    return frame_parse(parse, frame, len, time_ms, fn, arg, st);
+}
+
 /* Returns pcap_next_ex's last answer: -2 at the end, -1 on an error. */
 static int
 read_frames(pcap_t *p, link_fn parse, fl_datagram_fn fn, void *arg,
@@ -324,8 +357,6 @@ read_frames(pcap_t *p, link_fn parse, fl_datagram_fn fn, void *arg,
 {
     struct pcap_pkthdr *h;
     const u_char *bytes;
-    struct frame f;
-    int skip;
     int rc;
 
     for (;;) {
@@ -333,18 +364,10 @@ read_frames(pcap_t *p, link_fn parse, fl_datagram_fn fn, void *arg,
         if (rc != 1) {
             return rc;
         }
-        st->frames++;
-        memset(&f, 0, sizeof(f));
-        fl_cursor_init(&f.c, bytes, h->caplen);
-        f.dg.time_ms =
-            (uint64_t)h->ts.tv_sec * 1000 + (uint64_t)h->ts.tv_usec / 1000;
-        skip = parse(&f);
-        if (skip >= 0) {
-            st->skipped[skip]++;
-            continue;
-        }
-        st->datagrams++;
-        fn(arg, &f.dg);
+        frame_parse(parse, bytes, h->caplen,
+                    (uint64_t)h->ts.tv_sec * 1000 +
+                        (uint64_t)h->ts.tv_usec / 1000,
+                    fn, arg, st);
     }
 }
 
