@@ -104,7 +104,8 @@ struct fl_seq {
 /*
  * Records that a message with sequence number seq carrying units units
  * arrived.  Returns the number of units missing before it (0 when in
- * order; a restart or reordering far behind counts nothing and resyncs).
+ * order).  A message a little behind (late or duplicated) counts nothing
+ * and changes nothing; one far behind (an exporter restart) resyncs.
  */
 uint32_t fl_seq_update(struct fl_seq *s, uint32_t seq, uint32_t units);
 
@@ -211,7 +212,7 @@ struct fl_metrics;
 
 /* Facts the decoder does not know, rendered with its counters. */
 struct fl_metrics_extra {
-    const char *sensor;    /* sensor name, a label on every series */
+    const char *sensor;    /* sensor name, on the fl0wer_sensor_info series */
     uint64_t kernel_drops; /* receive buffer overflows */
 };
 

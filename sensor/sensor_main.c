@@ -98,12 +98,16 @@ struct sensor {
 };
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t hup_requested;
 
 static void
 on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP) {
+        hup_requested = 1;
+    } else {
+        stop_requested = 1;
+    }
 }
 
 /* "fl0wer-sensor: what: why", the format of every command's errors. */
@@ -358,6 +362,7 @@ setup_signals(void)
     /* No SA_RESTART: poll() must return so the loop sees the flag. */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 }
@@ -474,6 +479,19 @@ tick(struct sensor *s, uint64_t mono_ms, uint64_t *next_save_ms)
     }
 }
 
+/* SIGHUP: nothing is reloaded (a changed option needs a restart), but
+ * the state is saved, so a restart right after loses no template. */
+static void
+on_hup(struct sensor *s)
+{
+    hup_requested = 0;
+    if (s->state != NULL) {
+        (void)fl_state_save(s->state, s->dec);
+    }
+    fl_log(FL_LOG_NOTICE, "FL-SENSOR-HUP",
+           "state saved, configuration not reloaded: restart to change it");
+}
+
 static int
 run_listen(struct sensor *s)
 {
@@ -498,6 +516,9 @@ run_listen(struct sensor *s)
         if (now >= next_tick) {
             tick(s, now, &next_save);
             next_tick = now + TICK_MS;
+        }
+        if (hup_requested) {
+            on_hup(s);
         }
     }
     return EXIT_OK;
