@@ -418,4 +418,295 @@ fl_put_be64(uint8_t *p, uint64_t v)
     fl_put_be32(p + 4, (uint32_t)v);
 }
 
+/* ---- records in binary: canonical form and columnar batches ---------- */
+
+/*
+ * The canonical binary encoding of one flow: a version byte (1), every
+ * field of struct fl_flow in a fixed big-endian layout (addresses as their
+ * 16 bytes), u32 extra_len, then the extra bytes; the input of Merkle
+ * leaves.  Specified offset by offset in docs/formats.md.
+ * FL_CANON_FIXED bytes plus extra_len.
+ */
+#define FL_CANON_FIXED 192
+/*
+ * Writes f into buf (cap bytes); returns the length written, or FL_ELIMIT
+ * when cap is below FL_CANON_FIXED + extra_len (nothing written then).
+ */
+int fl_flow_canon(const struct fl_flow *f, uint8_t *buf, size_t cap);
+
+/*
+ * A column-wise encoding of a sequence of flows, in their order (each
+ * field stored together; times as deltas, counters as varints, addresses
+ * through a per-batch dictionary, nearly constant fields as runs,
+ * optional groups behind presence bitmaps), compressed with zstd as one
+ * frame.  The payload is a version byte, the record count, the batch's
+ * 32-byte salt secret, then the frame.  Specified in docs/formats.md.
+ */
+#define FL_BATCH_SECRET_LEN 32
+#define FL_BATCH_MAX_RECORDS 1000000
+
+/*
+ * Encodes n flows and secret into a malloc'd payload (*out, *outlen) at
+ * zstd level zstd_level (1 or 3 are the measured choices).  n may be 0.
+ * Flows are only read.  FL_ELIMIT when n > FL_BATCH_MAX_RECORDS,
+ * FL_ENOMEM; *out is NULL on failure.  The zstd context and scratch
+ * buffers are kept per thread and freed when the thread ends.
+ */
+int fl_columns_encode(const struct fl_flow *flows, size_t n,
+                      const uint8_t secret[FL_BATCH_SECRET_LEN], int zstd_level,
+                      uint8_t **out, size_t *outlen);
+
+/*
+ * Decodes a payload made by fl_columns_encode: fills secret, then calls
+ * fn once per flow in order (flow and extra borrowed for the call).
+ * expect is the record count the caller was promised (the statement's);
+ * a payload with another count, or any malformed byte, returns
+ * FL_EFORMAT (FL_EVERSION for an unknown format version); FL_ELIMIT if
+ * it would decompress past max_bytes (checked before allocating).  fn
+ * runs while decoding: when a damaged column is found at record k,
+ * records 0..k-1 were already delivered, so a caller that needs all or
+ * nothing must wait for FL_OK before acting on them.
+ */
+int fl_columns_decode(const uint8_t *payload, size_t len, uint32_t expect,
+                      size_t max_bytes, uint8_t secret[FL_BATCH_SECRET_LEN],
+                      void (*fn)(void *arg, const struct fl_flow *f),
+                      void *arg);
+
+/* ---- hashes, keys, statements, Merkle trees ------------------------- */
+
+#define FL_HASH_LEN 32
+
+/*
+ * The hashes a statement may name.  Batches are built with BLAKE2b-256
+ * (FL_HASH_BATCH): libsodium's BLAKE2b is vectorised and hashes a
+ * record's leaf more than twice as fast as its portable SHA-256, which
+ * alone would cost more than the whole per-flow budget of a batch build.
+ * SHA-256 stays for key ids and for checking RFC 6962 test vectors.
+ * Both are in libsodium, so an offline verifier needs nothing else.
+ */
+enum fl_hash_alg {
+    FL_HASH_SHA256 = 1,  /* "sha-256" */
+    FL_HASH_BLAKE2B = 2, /* "blake2b-256": unkeyed, 32-byte output */
+};
+#define FL_HASH_BATCH FL_HASH_BLAKE2B
+
+/* SHA-256 (libsodium), for key ids and RFC 6962 test vectors. */
+void fl_hash_sha256(const void *data, size_t len, uint8_t out[FL_HASH_LEN]);
+/* One-shot hash of data with alg (an unknown alg is a caller bug). */
+void fl_hash(enum fl_hash_alg alg, const void *data, size_t len,
+             uint8_t out[FL_HASH_LEN]);
+/* The statement's name of alg ("sha-256", "blake2b-256"), NULL if none. */
+const char *fl_hash_name(enum fl_hash_alg alg);
+/* Looks a name up; FL_EFORMAT for any other text. */
+int fl_hash_from_name(const char *name, size_t len, enum fl_hash_alg *out);
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void fl_hex(const uint8_t *b, size_t n, char *out);
+/* Parses exactly 2n lower-case hex digits, then the string's end, into
+ * b; FL_EFORMAT otherwise (b may then be partly written). */
+int fl_unhex(const char *s, uint8_t *b, size_t n);
+
+#define FL_PUBKEY_LEN 32
+#define FL_SECKEY_LEN 64
+#define FL_SIG_LEN 64
+#define FL_KEYID_LEN 8 /* first 8 bytes of SHA-256 of the public key */
+
+struct fl_pubkey {
+    char name[65];
+    uint8_t key[FL_PUBKEY_LEN];
+    uint8_t id[FL_KEYID_LEN];
+};
+
+/* A secret key lives in sodium_malloc'd memory; free wipes it. */
+struct fl_seckey;
+
+/*
+ * Makes a key pair for name (fl_name_is_valid); writes DIR/NAME.key
+ * (O_EXCL, mode 0600) and DIR/NAME.pub (0644), both fsynced; dir NULL is
+ * ".".  Refuses to overwrite either file (FL_EEXIST) and leaves no half
+ * pair behind.  The text formats are in docs/formats.md.
+ */
+int fl_key_generate(const char *name, const char *dir, char *err,
+                    size_t errlen);
+/*
+ * Reads a secret key file; refuses a file with any group or other
+ * permission bit (FL_EAUTH, "permissions 0644, want 0600"), a malformed
+ * file or wrong length (FL_EFORMAT), a key id or public half that does
+ * not match the secret (FL_EAUTH).  Reason in err (may be NULL).
+ */
+int fl_seckey_load(const char *path, struct fl_seckey **out, char *err,
+                   size_t errlen);
+void fl_seckey_free(struct fl_seckey *k);
+const struct fl_pubkey *fl_seckey_public(const struct fl_seckey *k);
+/* Reads a public key file: FL_EFORMAT, or FL_EAUTH for a key id that
+ * does not match the key; reason in err (may be NULL). */
+int fl_pubkey_load(const char *path, struct fl_pubkey *out, char *err,
+                   size_t errlen);
+/* Signs msg; sig gets FL_SIG_LEN bytes. */
+int fl_sign(const struct fl_seckey *k, const uint8_t *msg, size_t len,
+            uint8_t sig[FL_SIG_LEN]);
+/* FL_OK when sig is k's signature of msg, FL_EAUTH otherwise. */
+int fl_verify(const struct fl_pubkey *k, const uint8_t *msg, size_t len,
+              const uint8_t sig[FL_SIG_LEN]);
+
+/*
+ * What a sensor's statement commits to (DESIGN.md, "Wire and evidence").
+ * The statement is text, versioned on its first line, specified in
+ * docs/formats.md; the signature covers its exact bytes.  hash names the
+ * function of the Merkle tree, of payload_hash and of previous.
+ */
+#define FL_STATEMENT_MAX 2048 /* longest valid statement text, bytes */
+
+struct fl_statement {
+    char sensor[65];
+    uint8_t key_id[FL_KEYID_LEN];
+    uint8_t session[16];
+    uint64_t sequence;
+    enum fl_hash_alg hash;
+    uint8_t previous[FL_HASH_LEN]; /* hash of the previous statement's
+                                      bytes; zero for a chain's first */
+    uint64_t time_first;           /* window: earliest flow start, ms */
+    uint64_t time_last;            /* latest flow end, ms */
+    uint64_t created;              /* when the sensor closed the batch, ms */
+    uint32_t records;
+    uint8_t merkle_root[FL_HASH_LEN];
+    uint8_t payload_hash[FL_HASH_LEN]; /* hash of the payload bytes */
+    uint64_t payload_len;
+    uint64_t lost_socket;   /* datagrams the kernel dropped since the last */
+    uint64_t lost_decode;   /* datagrams or sets that could not be decoded */
+    uint64_t lost_sequence; /* exporter sequence units missing */
+    uint64_t lost_spool;    /* batches not kept: spool full */
+};
+
+/* Formats st as statement text into out (appends).  FL_EINVAL for a
+ * sensor name that fl_name_is_valid refuses or an unknown hash. */
+int fl_statement_format(const struct fl_statement *st, struct fl_str *out);
+/* Parses statement text strictly: every line, in order, nothing else;
+ * FL_EFORMAT or FL_EVERSION with the line number in err. */
+int fl_statement_parse(const uint8_t *text, size_t len,
+                       struct fl_statement *out, char *err, size_t errlen);
+
+/*
+ * Merkle tree hashing of RFC 6962 / RFC 9162 (leaf H(0x00 || data), node
+ * H(0x01 || left || right), split at the largest power of two below n),
+ * generic over the hash.  A record's leaf data is salt_i || canon(record_i)
+ * so one record can be disclosed without revealing its neighbours.
+ *
+ * salt_i is bytes 32*i .. 32*i+31 of the ChaCha20 (IETF, RFC 8439)
+ * keystream with key = the batch secret and a zero nonce, i.e. block
+ * counter i/2, half i%2: a PRF of (secret, i), so disclosing salt_i tells
+ * nothing of any other salt.  index must be below 2^33.
+ */
+void fl_merkle_leaf_salt(const uint8_t secret[FL_BATCH_SECRET_LEN],
+                         uint64_t index, uint8_t salt[FL_HASH_LEN]);
+/* salts[k] = salt of index first + k, for k < n (first must be even). */
+void fl_merkle_leaf_salts(const uint8_t secret[FL_BATCH_SECRET_LEN],
+                          uint64_t first, size_t n,
+                          uint8_t (*salts)[FL_HASH_LEN]);
+/* Leaf hash of raw data: H(0x00 || data) (the RFC's leaf). */
+void fl_merkle_hash_leaf(enum fl_hash_alg alg, const void *data, size_t len,
+                         uint8_t out[FL_HASH_LEN]);
+/* Leaf hash of one record: H(0x00 || salt || canon). */
+void fl_merkle_leaf(enum fl_hash_alg alg, const uint8_t salt[FL_HASH_LEN],
+                    const uint8_t *canon, size_t len, uint8_t out[FL_HASH_LEN]);
+/* Interior node: H(0x01 || left || right). */
+void fl_merkle_hash_node(enum fl_hash_alg alg, const uint8_t left[FL_HASH_LEN],
+                         const uint8_t right[FL_HASH_LEN],
+                         uint8_t out[FL_HASH_LEN]);
+/* Root over n leaf hashes (the RFC's MTH; n = 0: the hash of nothing). */
+int fl_merkle_root(enum fl_hash_alg alg, const uint8_t (*leaves)[FL_HASH_LEN],
+                   size_t n, uint8_t root[FL_HASH_LEN]);
+/* Inclusion proof (RFC 6962 PATH) of leaf index among n, lowest level
+ * first; *npath hashes.  FL_EINVAL for index >= n, FL_ELIMIT when cap is
+ * too small (64 always suffices). */
+int fl_merkle_path(enum fl_hash_alg alg, const uint8_t (*leaves)[FL_HASH_LEN],
+                   size_t n, size_t index, uint8_t (*path)[FL_HASH_LEN],
+                   size_t cap, size_t *npath);
+/* RFC 9162 2.1.3.2: FL_OK when path proves leaf at index in a tree of n
+ * with root, FL_EAUTH otherwise. */
+int fl_merkle_path_verify(enum fl_hash_alg alg, const uint8_t leaf[FL_HASH_LEN],
+                          size_t index, size_t n,
+                          const uint8_t (*path)[FL_HASH_LEN], size_t npath,
+                          const uint8_t root[FL_HASH_LEN]);
+
+/* ---- signed batches -------------------------------------------------- */
+
+/*
+ * A batch as shipped and stored, byte for byte:
+ *   "FL0WBAT1" | u32 statement length | u32 payload length |
+ *   statement text | 64-byte Ed25519 signature of the statement | payload
+ * (big-endian lengths).  Specified in docs/formats.md.
+ */
+#define FL_BATCH_MAGIC "FL0WBAT1"
+#define FL_BATCH_HEADER_LEN 16
+#define FL_BATCH_MAX_BYTES (256u << 20)
+#define FL_BATCH_ZSTD_LEVEL 1
+
+/* Chain state a sensor carries from one batch to the next. */
+struct fl_chain {
+    char sensor[65];
+    uint8_t session[16];
+    uint64_t next_sequence;
+    uint8_t previous[FL_HASH_LEN];
+};
+
+/* Starts a chain for sensor: a random session, sequence 0, previous zero.
+ * A sensor that kept state restores next_sequence and previous after. */
+void fl_chain_init(struct fl_chain *chain, const char *sensor);
+
+/*
+ * Builds a batch of n flows (n may be 0: a heartbeat): a fresh secret,
+ * columns, Merkle root, statement (losses from st_losses' lost_* fields,
+ * st_losses may be NULL; sensor from chain, key id from k, hash
+ * FL_HASH_BATCH), signature.  Advances chain only on success.  *out is
+ * malloc'd.
+ */
+int fl_batch_build(const struct fl_seckey *k, struct fl_chain *chain,
+                   const struct fl_flow *flows, size_t n,
+                   const struct fl_statement *st_losses, uint8_t **out,
+                   size_t *outlen);
+
+/* The parts of a batch, borrowed from its bytes. */
+struct fl_batch_view {
+    const uint8_t *statement;
+    size_t statement_len;
+    const uint8_t *signature;
+    const uint8_t *payload;
+    size_t payload_len;
+    struct fl_statement st;
+};
+
+/*
+ * Splits a batch, verifies the signature with k, parses the statement,
+ * checks that it names k's key id and sensor name, and checks the payload
+ * length and hash, in that order: no parser runs on bytes the signature
+ * does not cover except the 16-byte header.  Does not decompress.
+ * FL_EFORMAT, FL_EAUTH with the reason and byte offset in err.
+ */
+int fl_batch_open(const uint8_t *batch, size_t len, const struct fl_pubkey *k,
+                  struct fl_batch_view *out, char *err, size_t errlen);
+/* Reads only the statement's sensor name and key id, unverified, to pick
+ * the key to verify with. */
+int fl_batch_peek(const uint8_t *batch, size_t len, char sensor[65],
+                  uint8_t key_id[FL_KEYID_LEN]);
+/*
+ * A batch's id: the hash (with the statement's own hash function) of its
+ * statement's exact bytes, which is what the next statement of the chain
+ * names as previous.  Use it to recognise duplicates.
+ */
+void fl_batch_id(const struct fl_batch_view *v, uint8_t id[FL_HASH_LEN]);
+/*
+ * Decodes the records of an opened batch and checks their Merkle root
+ * against the statement's; fn is called for each record only after the
+ * whole batch checked out (the payload is decoded twice).  FL_EAUTH when
+ * the root differs, FL_EFORMAT for a malformed payload.
+ */
+int fl_batch_records(const struct fl_batch_view *v,
+                     void (*fn)(void *arg, const struct fl_flow *f), void *arg);
+
+/* ---- checksums ------------------------------------------------------- */
+
+/* CRC-32C (Castagnoli, reflected 0x82f63b78), for block checksums.  crc
+ * starts at 0 and chains: fl_crc32c(fl_crc32c(0, a), b) covers a || b. */
+uint32_t fl_crc32c(uint32_t crc, const void *data, size_t len);
+
 #endif /* FL_COMMON_H */

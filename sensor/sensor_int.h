@@ -231,6 +231,144 @@ int fl_metrics_render(const struct fl_decoder *d,
 /* Replaces the page served by a copy of text (thread-safe). */
 int fl_metrics_publish(struct fl_metrics *m, const char *text, size_t len);
 
+/*
+ * The batcher (sensor_batch.c): flows decoded in the main thread are
+ * copied into the open batch, which closes on a record count or an age;
+ * closed batches wait in a bounded queue for one worker thread that hands
+ * each to a sink until the sink takes it.  The batcher reads no clock:
+ * every call says what time it is (wall clock, or capture time).
+ */
+
+/* What the sensor knows it lost, cumulative since start. */
+struct fl_batch_losses {
+    uint64_t socket;   /* datagrams the kernel dropped */
+    uint64_t decode;   /* decode errors that lose data */
+    uint64_t sequence; /* exporter sequence units missing */
+};
+
+/* One closed batch: flows copied out of the decoder, extra bytes in an
+ * arena the flows point into.  Owned by the batcher. */
+struct fl_batch_buf {
+    struct fl_flow *flows;
+    size_t nflows;
+    uint8_t *arena;
+    size_t arena_len;
+    uint64_t opened_ms;          /* time of the first flow */
+    uint64_t closed_ms;          /* time the batch closed */
+    uint64_t time_first;         /* earliest time_start; closed_ms when empty */
+    uint64_t time_last;          /* latest time_end; closed_ms when empty */
+    struct fl_batch_losses lost; /* since the previous batch */
+};
+
+/*
+ * Takes one closed batch, from the worker thread only.  Returns FL_OK
+ * once the batch is stored; any other code means "not stored": the same
+ * batch is offered again after retry_ms, with the reason logged.
+ */
+typedef int (*fl_batch_sink_fn)(void *arg, const struct fl_batch_buf *b);
+
+struct fl_batcher_opts {
+    size_t records;        /* close at this many flows (1..1000000) */
+    uint64_t age_ms;       /* ... or this long after the first flow */
+    uint64_t heartbeat_ms; /* an empty batch when idle this long */
+    size_t queue;          /* closed batches waiting, at least 1 */
+    uint64_t retry_ms;     /* wait between offers of a refused batch */
+    uint64_t drain_ms;     /* at stop, how long refused batches are retried */
+    fl_batch_sink_fn sink;
+    void *sink_arg;
+    /* Reads the cumulative losses when a batch closes (main thread). */
+    void (*losses)(void *arg, struct fl_batch_losses *out);
+    void *losses_arg;
+    /* True once a stop was asked for (a signal): a main thread waiting
+     * for queue room then starts the stop's drain_ms, so that a stop ends
+     * even while the sink refuses everything.  May be NULL. */
+    bool (*stopping)(void *arg);
+    void *stopping_arg;
+};
+
+struct fl_batcher_stats {
+    uint64_t batches;    /* taken by the sink */
+    uint64_t heartbeats; /* of which empty */
+    uint64_t flows;      /* flows in batches taken */
+    uint64_t refusals;   /* offers the sink refused */
+    uint64_t waits;      /* times the main thread waited for queue room */
+    uint64_t lost;       /* batches given up at stop (logged) */
+};
+
+struct fl_batcher;
+
+/* Sets the defaults: 10000 records, 1000 ms, 10 s heartbeat, queue of 4,
+ * retry every second, drain for 30 s.  sink and losses stay NULL. */
+void fl_batcher_opts_default(struct fl_batcher_opts *o);
+
+/* Allocates every buffer and starts the worker.  FL_EINVAL for bad opts,
+ * FL_ENOMEM, FL_EIO when the thread cannot start. */
+int fl_batcher_start(const struct fl_batcher_opts *o, struct fl_batcher **out);
+
+/*
+ * Copies flow (and its extra bytes) into the open batch at time now_ms,
+ * closing batches as the rules say.  Waits only when the queue is full.
+ */
+void fl_batcher_add(struct fl_batcher *b, const struct fl_flow *flow,
+                    uint64_t now_ms);
+
+/* Closes the open batch if it is old enough, or writes a heartbeat. */
+void fl_batcher_tick(struct fl_batcher *b, uint64_t now_ms);
+
+/* When the next tick has something to do (ms, same clock). */
+uint64_t fl_batcher_due(const struct fl_batcher *b);
+
+/*
+ * Closes the open batch (if it holds flows), waits for the queue to
+ * drain and stops the worker.  Batches the sink still refuses drain_ms
+ * after the stop began are logged and counted as lost; then FL_EIO.
+ */
+int fl_batcher_stop(struct fl_batcher *b, uint64_t now_ms);
+
+/* Counters (thread-safe). */
+void fl_batcher_get_stats(struct fl_batcher *b, struct fl_batcher_stats *out);
+
+/* Frees; stops first if fl_batcher_stop was not called.  NULL is fine. */
+void fl_batcher_free(struct fl_batcher *b);
+
+/*
+ * The chain (sensor_chain.c): DIR/chain.state keeps the sensor name,
+ * next sequence and hash of the previous statement across restarts; the
+ * chain writer is the batcher's sink for --archive: it builds each
+ * batch (sign), appends it to the archive and then saves the chain.
+ */
+
+/*
+ * Loads DIR/chain.state for sensor into c, or starts a chain at sequence
+ * 0 when there is no such file; either way with a fresh random session.
+ * A file that is damaged or names another sensor is refused (FL_EFORMAT,
+ * err names the file and why): the sequence must never restart at 0 by
+ * accident.  FL_EIO when it cannot be read.
+ */
+int fl_chain_load(const char *dir, const char *sensor, struct fl_chain *c,
+                  char *err, size_t errlen);
+
+/* Writes DIR/chain.state atomically (temp file, fsync, rename, directory
+ * fsync).  FL_EIO with the reason in err. */
+int fl_chain_save(const char *dir, const struct fl_chain *c, char *err,
+                  size_t errlen);
+
+struct fl_archive;
+struct fl_chain_writer;
+
+/*
+ * A writer for sensor batches: borrows key and archive (both must outlive
+ * it), keeps a copy of chain and of dir.  retention_days 0 keeps
+ * everything; otherwise retention runs at the first batch and hourly.
+ */
+int fl_chain_writer_new(const struct fl_seckey *key, struct fl_archive *a,
+                        const char *dir, const struct fl_chain *chain,
+                        uint32_t retention_days, struct fl_chain_writer **out);
+void fl_chain_writer_free(struct fl_chain_writer *w);
+
+/* The batcher's sink: an fl_batch_sink_fn whose arg is the writer. */
+int fl_chain_writer_sink(void *arg, const struct fl_batch_buf *b);
+
 /* ---- decoder core ---- */
 /*
  * Shared between sensor_decode.c, sensor_template.c, sensor_ipfix.c,

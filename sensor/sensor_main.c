@@ -1,7 +1,8 @@
 /*
  * fl0wer-sensor: receives NetFlow v5/v9 and IPFIX on UDP (or reads a
- * capture file), decodes it and prints the flows.  main() is the option
- * table and a short sequence of named steps; everything else is below.
+ * capture file), decodes it, prints the flows and, with --archive, signs
+ * them in batches into a local archive.  main() is the option table and a
+ * short sequence of named steps; everything else is below.
  */
 #include <errno.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "sensor_int.h"
+#include "storage.h"
 
 #define PROG "fl0wer-sensor"
 #define SYNOPSIS "[-c FILE] (--listen [ADDR:]PORT | --read FILE) [OPTION]..."
@@ -42,6 +44,12 @@ static struct {
     uint64_t max_pending_bytes;
     uint64_t pending_age;
     uint64_t rcvbuf;
+    char *archive;
+    char *key;
+    uint64_t batch_records;
+    uint64_t batch_age;
+    uint64_t shards;
+    uint64_t retention;
 } opt;
 
 static const struct fl_opt options[] = {
@@ -75,6 +83,18 @@ static const struct fl_opt options[] = {
      "held datagrams' age (default 60000)"},
     {"rcvbuf", 0, FL_OPT_SIZE, &opt.rcvbuf, "BYTES",
      "socket receive buffer (default 64M)"},
+    {"archive", 0, FL_OPT_STR, &opt.archive, "DIR",
+     "sign batches into a local archive"},
+    {"key", 0, FL_OPT_STR, &opt.key, "FILE",
+     "the sensor's secret key (fl0wer keygen)"},
+    {"batch-records", 0, FL_OPT_U64, &opt.batch_records, "N",
+     "close a batch at N flows (default 10000)"},
+    {"batch-age", 0, FL_OPT_U64, &opt.batch_age, "MS",
+     "or MS after its first flow (default 1000)"},
+    {"shards", 0, FL_OPT_U64, &opt.shards, "N",
+     "shards of a new archive (default 4)"},
+    {"retention", 0, FL_OPT_U64, &opt.retention, "DAYS",
+     "delete older segments (default 0: keep)"},
     {NULL, 0, FL_OPT_STR, NULL, NULL, NULL},
 };
 
@@ -87,6 +107,11 @@ struct sensor {
     struct fl_listener *lis;
     struct fl_state *state;
     struct fl_metrics *metrics;
+    struct fl_seckey *key;
+    struct fl_archive *archive;
+    struct fl_chain_writer *writer;
+    struct fl_batcher *batcher;
+    uint64_t now_ms; /* time of the datagram being decoded */
     struct fl_str page;
     struct fl_ratelimit decode_rl;
     struct fl_pcap_stats pcap;
@@ -168,6 +193,52 @@ check_hostport(const char *flag, const char *value)
     return EXIT_OK;
 }
 
+/* A value that must lie in [lo, hi]. */
+static int
+check_range(const char *name, uint64_t v, uint64_t lo, uint64_t hi)
+{
+    if (v < lo || v > hi) {
+        char what[64];
+        char why[96];
+
+        snprintf(what, sizeof(what), "--%s", name);
+        snprintf(why, sizeof(why), "must be between %llu and %llu",
+                 (unsigned long long)lo, (unsigned long long)hi);
+        return fail(EXIT_USAGE, what, why);
+    }
+    return EXIT_OK;
+}
+
+/* --archive signs with --key and needs --state, so that the chain's
+ * sequence survives a restart and never repeats. */
+static int
+check_archive(void)
+{
+    int rc;
+
+    if (opt.archive == NULL) {
+        if (opt.key != NULL) {
+            fl_log(FL_LOG_NOTICE, "FL-SENSOR-ARCHIVE",
+                   "no --archive: key not used key=%s", opt.key);
+        }
+        return EXIT_OK;
+    }
+    if (opt.key == NULL) {
+        return fail(EXIT_USAGE, "--archive", "needs --key FILE to sign");
+    }
+    if (opt.state == NULL) {
+        return fail(EXIT_USAGE, "--archive",
+                    "needs --state DIR to keep the chain's sequence");
+    }
+    rc = check_range("batch-records", opt.batch_records, 1,
+                     FL_BATCH_MAX_RECORDS);
+    rc = rc != EXIT_OK ? rc
+                       : check_range("batch-age", opt.batch_age, 1, 3600000);
+    rc = rc != EXIT_OK ? rc : check_range("shards", opt.shards, 1, 100);
+    rc = rc != EXIT_OK ? rc : check_range("retention", opt.retention, 0, 36500);
+    return rc;
+}
+
 /* Checks what fl_config_parse cannot: combinations and value sets. */
 static int
 check_options(struct sensor *s, const struct fl_strlist *rest)
@@ -197,6 +268,7 @@ check_options(struct sensor *s, const struct fl_strlist *rest)
     rc = rc != EXIT_OK ? rc : check_ceiling("max-templates", opt.max_templates);
     rc = rc != EXIT_OK ? rc : check_ceiling("max-pending", opt.max_pending);
     rc = rc != EXIT_OK ? rc : check_ceiling("pending-age", opt.pending_age);
+    rc = rc != EXIT_OK ? rc : check_archive();
     if (rc != EXIT_OK) {
         return rc;
     }
@@ -228,6 +300,9 @@ parse_options(struct sensor *s, int argc, char **argv)
     opt.max_pending_bytes = lim.max_pending_bytes;
     opt.pending_age = lim.pending_age_ms;
     opt.rcvbuf = 64u << 20;
+    opt.batch_records = 10000;
+    opt.batch_age = 1000;
+    opt.shards = 4;
 
     rc = fl_config_parse(options, argc, argv, PROG, &rest, err, sizeof(err));
     if (rc == FL_ENOENT) {
@@ -252,9 +327,8 @@ out:
 /* ---- flows out -------------------------------------------------------- */
 
 static void
-on_flow(void *arg, const struct fl_flow *flow)
+print_flow(struct sensor *s, const struct fl_flow *flow)
 {
-    struct sensor *s = arg;
     char line[FL_FLOW_NDJSON_MAX];
     int n;
 
@@ -270,6 +344,17 @@ on_flow(void *arg, const struct fl_flow *flow)
     if (fwrite(line, 1, (size_t)n, stdout) != (size_t)n) {
         s->out_failed = true;
     }
+}
+
+static void
+on_flow(void *arg, const struct fl_flow *flow)
+{
+    struct sensor *s = arg;
+
+    if (s->batcher != NULL) {
+        fl_batcher_add(s->batcher, flow, s->now_ms);
+    }
+    print_flow(s, flow);
 }
 
 /* Flushes printed flows; a closed reader (EPIPE) stops the sensor. */
@@ -306,6 +391,7 @@ on_datagram(void *arg, const struct fl_datagram *dg)
     struct sensor *s = arg;
     int rc;
 
+    s->now_ms = dg->time_ms;
     rc = fl_decoder_feed(s->dec, &dg->exporter, dg->data, dg->len, dg->time_ms,
                          on_flow, s);
     if (rc != FL_OK) {
@@ -413,6 +499,120 @@ setup_io(struct sensor *s)
     return EXIT_OK;
 }
 
+/* The key must be this sensor's: its name is what the statements say. */
+static int
+load_key(struct sensor *s)
+{
+    const char *owner;
+    char err[512] = "";
+    int rc;
+
+    rc = fl_seckey_load(opt.key, &s->key, err, sizeof(err));
+    if (rc != FL_OK) {
+        return fail(EXIT_RUNTIME, opt.key,
+                    err[0] != '\0' ? err : fl_strerror(rc));
+    }
+    owner = fl_seckey_public(s->key)->name;
+    if (strcmp(owner, s->name) != 0) {
+        char why[256];
+
+        snprintf(why, sizeof(why), "key of sensor %s, but --name is %s", owner,
+                 s->name);
+        return fail(EXIT_USAGE, opt.key, why);
+    }
+    return EXIT_OK;
+}
+
+/* The chain state (in --state, opened by setup_io) and the archive. */
+static int
+open_archive(struct sensor *s, struct fl_chain *chain)
+{
+    struct fl_archive_opts ao;
+    char err[512] = "";
+    int rc;
+
+    rc = fl_chain_load(opt.state, s->name, chain, err, sizeof(err));
+    if (rc != FL_OK) {
+        fprintf(stderr, "%s: %s\n", PROG, err);
+        return EXIT_RUNTIME;
+    }
+    fl_archive_opts_default(&ao);
+    ao.shards = (uint32_t)opt.shards;
+    rc = fl_archive_open(opt.archive, &ao, &s->archive, err, sizeof(err));
+    if (rc != FL_OK) {
+        return fail(EXIT_RUNTIME, opt.archive,
+                    err[0] != '\0' ? err : fl_strerror(rc));
+    }
+    return EXIT_OK;
+}
+
+/*
+ * Cumulative losses for the statements, read when a batch closes.
+ * Decode errors counted are those that lose flows: short, version, set,
+ * template, record, source_limit and pending_drop.  Not counted:
+ * template_limit (the data it leaves undecodable is held, and counted as
+ * pending_drop when dropped) and v9_count (its records are kept).
+ */
+static void
+read_losses(void *arg, struct fl_batch_losses *out)
+{
+    struct sensor *s = arg;
+    struct fl_decoder_stats st;
+
+    fl_decoder_get_stats(s->dec, &st);
+    out->socket = s->lis != NULL ? fl_listener_drops(s->lis) : 0;
+    out->decode = st.errors[FL_DE_SHORT] + st.errors[FL_DE_VERSION] +
+                  st.errors[FL_DE_SET] + st.errors[FL_DE_TEMPLATE] +
+                  st.errors[FL_DE_RECORD] + st.errors[FL_DE_SOURCE_LIMIT] +
+                  st.errors[FL_DE_PENDING_DROP];
+    out->sequence = st.seq_lost;
+}
+
+static bool
+is_stopping(void *arg)
+{
+    (void)arg;
+    return stop_requested != 0;
+}
+
+/* --archive: key, chain, archive, then the worker that writes into it. */
+static int
+setup_archive(struct sensor *s)
+{
+    struct fl_batcher_opts bo;
+    struct fl_chain chain;
+    int rc;
+
+    if (opt.archive == NULL) {
+        return EXIT_OK;
+    }
+    rc = load_key(s);
+    rc = rc != EXIT_OK ? rc : open_archive(s, &chain);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    rc = fl_chain_writer_new(s->key, s->archive, opt.state, &chain,
+                             (uint32_t)opt.retention, &s->writer);
+    if (rc == FL_OK) {
+        fl_batcher_opts_default(&bo);
+        bo.records = (size_t)opt.batch_records;
+        bo.age_ms = opt.batch_age;
+        bo.sink = fl_chain_writer_sink;
+        bo.sink_arg = s->writer;
+        bo.losses = read_losses;
+        bo.losses_arg = s;
+        bo.stopping = is_stopping;
+        rc = fl_batcher_start(&bo, &s->batcher);
+    }
+    if (rc != FL_OK) {
+        return fail(EXIT_RUNTIME, "batcher", fl_strerror(rc));
+    }
+    fl_log(FL_LOG_NOTICE, "FL-SENSOR-ARCHIVE",
+           "archiving archive=%s sensor=%s next_sequence=%llu", opt.archive,
+           s->name, (unsigned long long)chain.next_sequence);
+    return EXIT_OK;
+}
+
 static int
 setup(struct sensor *s)
 {
@@ -423,12 +623,17 @@ setup(struct sensor *s)
     rc = rc != EXIT_OK ? rc : setup_output(s);
     rc = rc != EXIT_OK ? rc : setup_decoder(s);
     rc = rc != EXIT_OK ? rc : setup_io(s);
+    rc = rc != EXIT_OK ? rc : setup_archive(s);
     return rc;
 }
 
 static void
 teardown(struct sensor *s)
 {
+    fl_batcher_free(s->batcher);
+    fl_chain_writer_free(s->writer);
+    fl_archive_close(s->archive);
+    fl_seckey_free(s->key);
     fl_metrics_stop(s->metrics);
     fl_listener_close(s->lis);
     fl_state_close(s->state);
@@ -492,6 +697,22 @@ on_hup(struct sensor *s)
            "state saved, configuration not reloaded: restart to change it");
 }
 
+/* How long poll may wait: until the tick, or until a batch is due. */
+static int
+poll_timeout(const struct sensor *s, uint64_t now, uint64_t next_tick)
+{
+    uint64_t wait = now < next_tick ? next_tick - now : 0;
+
+    if (s->batcher != NULL) {
+        uint64_t due = fl_batcher_due(s->batcher);
+        uint64_t wall = fl_time_now_ms();
+        uint64_t until = due > wall ? due - wall : 0;
+
+        wait = until < wait ? until : wait;
+    }
+    return (int)wait;
+}
+
 static int
 run_listen(struct sensor *s)
 {
@@ -503,11 +724,14 @@ run_listen(struct sensor *s)
     publish_metrics(s);
     while (!stop_requested && !s->out_failed) {
         now = fl_time_mono_ms();
-        n = fl_listener_poll(s->lis,
-                             now < next_tick ? (int)(next_tick - now) : 0,
+        n = fl_listener_poll(s->lis, poll_timeout(s, now, next_tick),
                              on_datagram, s);
         if (n < 0) {
             return EXIT_RUNTIME;
+        }
+        if (s->batcher != NULL) {
+            s->now_ms = fl_time_now_ms();
+            fl_batcher_tick(s->batcher, s->now_ms);
         }
         if (n > 0 && s->flush_batches) {
             flush_output(s);
@@ -538,6 +762,9 @@ on_captured(void *arg, const struct fl_datagram *dg)
         s->next_expire_ms = dg->time_ms + TICK_MS;
     }
     on_datagram(s, dg);
+    if (s->batcher != NULL) {
+        fl_batcher_tick(s->batcher, dg->time_ms);
+    }
 }
 
 static int
@@ -597,6 +824,30 @@ log_summary(struct sensor *s)
     }
 }
 
+/* Closes the open batch and waits until every batch is stored (or, with
+ * the archive still refusing, logged as lost). */
+static int
+stop_archive(struct sensor *s)
+{
+    struct fl_batcher_stats st;
+    int rc;
+
+    if (s->batcher == NULL) {
+        return EXIT_OK;
+    }
+    rc = fl_batcher_stop(s->batcher,
+                         opt.read != NULL ? s->now_ms : fl_time_now_ms());
+    fl_batcher_get_stats(s->batcher, &st);
+    fl_log(FL_LOG_NOTICE, "FL-SENSOR-SUMMARY",
+           "archive=%s batches=%llu heartbeats=%llu flows_archived=%llu "
+           "refusals=%llu queue_waits=%llu batches_lost=%llu",
+           opt.archive, (unsigned long long)st.batches,
+           (unsigned long long)st.heartbeats, (unsigned long long)st.flows,
+           (unsigned long long)st.refusals, (unsigned long long)st.waits,
+           (unsigned long long)st.lost);
+    return rc == FL_OK ? EXIT_OK : EXIT_RUNTIME;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -612,6 +863,7 @@ main(int argc, char **argv)
     rc = setup(&s);
     if (rc == EXIT_OK) {
         rc = opt.read != NULL ? run_capture(&s) : run_listen(&s);
+        rc = stop_archive(&s) != EXIT_OK ? EXIT_RUNTIME : rc;
         if (s.state != NULL && fl_state_save(s.state, s.dec) != FL_OK) {
             rc = EXIT_RUNTIME;
         }

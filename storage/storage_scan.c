@@ -1,0 +1,263 @@
+/*
+ * The scan engine: segments and blocks chosen by time, then pruned by
+ * the index (Bloom filters, prefix summaries), only the candidates read,
+ * checked and decoded; shards are scanned in parallel.
+ */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage_int.h"
+
+struct scan_ctx {
+    struct fl_archive *a;
+    const struct fl_scan *q;
+    atomic_uint next_shard;
+    atomic_bool stop;
+    pthread_mutex_t mu; /* guards st and err */
+    struct fl_scan_stats st;
+    int err;
+};
+
+/* One worker's view while decoding a batch. */
+struct scan_worker {
+    struct scan_ctx *c;
+    struct fl_scan_stats st;
+    const char *sensor;
+    uint8_t *buf;
+    size_t cap;
+};
+
+static void
+scan_flow(void *arg, const struct fl_flow *f)
+{
+    struct scan_worker *w = arg;
+    const struct fl_scan *q = w->c->q;
+
+    w->st.records++;
+    if (atomic_load_explicit(&w->c->stop, memory_order_relaxed)) {
+        return;
+    }
+    if (f->time_start < q->t_start || f->time_start >= q->t_end) {
+        return;
+    }
+    if (q->match != NULL && !q->match(q->match_arg, f, w->sensor)) {
+        return;
+    }
+    w->st.matched++;
+    if (q->emit != NULL && !q->emit(q->emit_arg, f, w->sensor)) {
+        atomic_store(&w->c->stop, true);
+    }
+}
+
+static int
+scan_batch(void *arg, const uint8_t *batch, size_t len, uint32_t records)
+{
+    struct scan_worker *w = arg;
+    char sensor[65];
+    uint8_t key_id[FL_KEYID_LEN];
+    uint8_t secret[FL_BATCH_SECRET_LEN];
+    const uint8_t *payload;
+    size_t plen;
+    int ret;
+
+    ret = fl_batch_peek(batch, len, sensor, key_id);
+    if (ret == FL_OK) {
+        ret = fl_seg_batch_payload(batch, len, &payload, &plen);
+    }
+    if (ret != FL_OK) {
+        return FL_EFORMAT;
+    }
+    w->sensor = sensor;
+    ret = fl_columns_decode(payload, plen, records, fl_seg_decode_cap(records),
+                            secret, scan_flow, w);
+    w->sensor = NULL;
+    return ret;
+}
+
+static bool
+block_is_candidate(const struct fl_blk *b, const struct fl_scan *q)
+{
+    for (size_t i = 0; i < q->nneeds; i++) {
+        if (!fl_blk_may_match(b, &q->needs[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int
+scan_block(struct scan_worker *w, const struct fl_seg *s, int fd,
+           const struct fl_blk *b)
+{
+    int ret = fl_seg_read_block(fd, b, &w->buf, &w->cap);
+
+    if (ret == FL_OK) {
+        w->st.blocks_read++;
+        ret =
+            fl_seg_block_batches(w->buf + FL_BLK_HEADER_LEN,
+                                 b->length - FL_BLK_HEADER_LEN, scan_batch, w);
+    }
+    if (ret == FL_EFORMAT || ret == FL_ELIMIT || ret == FL_ETRUNC) {
+        w->st.blocks_corrupt++;
+        fl_log(FL_LOG_ERR, "FL-STORAGE-CORRUPT",
+               "block skipped file=%s offset=%llu error=%s", s->path,
+               (unsigned long long)b->offset, fl_strerror(ret));
+        return FL_OK;
+    }
+    return ret;
+}
+
+static int
+scan_segment(struct scan_worker *w, const struct fl_seg *s)
+{
+    const struct fl_scan *q = w->c->q;
+    int fd = -1;
+    int ret = FL_OK;
+    bool counted = false;
+
+    for (size_t i = 0; i < s->nblks && ret == FL_OK; i++) {
+        const struct fl_blk *b = &s->blks[i];
+
+        if (atomic_load(&w->c->stop)) {
+            break;
+        }
+        if (b->flags & FL_BLK_CORRUPT) {
+            w->st.blocks_corrupt++;
+            continue;
+        }
+        if (b->time_first >= q->t_end || b->time_last < q->t_start) {
+            continue;
+        }
+        if (!counted) {
+            w->st.segments++;
+            counted = true;
+        }
+        w->st.blocks++;
+        if (!q->no_index && !block_is_candidate(b, q)) {
+            w->st.blocks_pruned++;
+            continue;
+        }
+        if (fd < 0) {
+            fd = open(s->path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                ret = FL_EIO;
+                break;
+            }
+        }
+        ret = scan_block(w, s, fd, b);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ret;
+}
+
+static void
+add_stats(struct fl_scan_stats *to, const struct fl_scan_stats *from)
+{
+    to->segments += from->segments;
+    to->blocks += from->blocks;
+    to->blocks_pruned += from->blocks_pruned;
+    to->blocks_read += from->blocks_read;
+    to->blocks_corrupt += from->blocks_corrupt;
+    to->records += from->records;
+    to->matched += from->matched;
+}
+
+static void *
+scan_worker_run(void *arg)
+{
+    struct scan_ctx *c = arg;
+    struct scan_worker w = {.c = c};
+    int ret = FL_OK;
+    unsigned i;
+
+    while (ret == FL_OK && !atomic_load(&c->stop) &&
+           (i = atomic_fetch_add(&c->next_shard, 1)) < c->a->nshards) {
+        const struct fl_shard *sh = &c->a->shards[i];
+
+        for (size_t j = 0; j < sh->n && ret == FL_OK; j++) {
+            const struct fl_seg *s = sh->segs[j];
+
+            /* The segment's range comes from its index, so a segment
+             * outside the window costs no read at all. */
+            if (s->records > 0 && s->nblks > 0 &&
+                (s->time_first >= c->q->t_end ||
+                 s->time_last < c->q->t_start)) {
+                bool damaged = false;
+
+                for (size_t k = 0; k < s->nblks; k++) {
+                    damaged |= (s->blks[k].flags & FL_BLK_CORRUPT) != 0;
+                }
+                if (!damaged) {
+                    continue;
+                }
+            }
+            ret = scan_segment(&w, s);
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    add_stats(&c->st, &w.st);
+    if (ret != FL_OK && c->err == FL_OK) {
+        c->err = ret;
+        atomic_store(&c->stop, true);
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(w.buf);
+    return NULL;
+}
+
+static unsigned
+thread_count(const struct fl_archive *a, const struct fl_scan *q)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = q->threads;
+
+    if (n == 0) {
+        n = cpus > 0 ? (unsigned)cpus : 1;
+    }
+    if (n > a->nshards) {
+        n = a->nshards;
+    }
+    return n > 64 ? 64 : (n ? n : 1);
+}
+
+int
+fl_archive_scan(struct fl_archive *a, const struct fl_scan *q,
+                struct fl_scan_stats *st)
+{
+    struct scan_ctx c;
+    pthread_t tids[64];
+    unsigned n = thread_count(a, q);
+    unsigned started = 0;
+
+    memset(&c, 0, sizeof(c));
+    c.a = a;
+    c.q = q;
+    atomic_init(&c.next_shard, 0);
+    atomic_init(&c.stop, false);
+    pthread_mutex_init(&c.mu, NULL);
+
+    pthread_rwlock_rdlock(&a->lock);
+    for (unsigned i = 1; i < n; i++) {
+        if (pthread_create(&tids[started], NULL, scan_worker_run, &c) != 0) {
+            break;
+        }
+        started++;
+    }
+    /* The calling thread works too. */
+    scan_worker_run(&c);
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(tids[i], NULL);
+    }
+    pthread_rwlock_unlock(&a->lock);
+
+    pthread_mutex_destroy(&c.mu);
+    if (st != NULL) {
+        *st = c.st;
+    }
+    return c.err;
+}
