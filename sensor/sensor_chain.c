@@ -275,12 +275,13 @@ struct fl_chain_writer {
     char *dir;
     struct fl_chain chain; /* advanced by each build */
 
-    /* The batch in flight: built, maybe appended, chain not yet saved.
-     * The batcher offers the same batch until the sink takes it. */
+    /* The batch in flight: built, its chain state maybe saved, not yet
+     * appended.  The batcher offers the same batch until the sink takes
+     * it. */
     uint8_t *built;
     size_t built_len;
     uint64_t sequence;
-    bool appended;
+    bool saved;
 
     uint32_t retention_days;
     uint64_t next_seal_ms;
@@ -431,26 +432,25 @@ fl_chain_writer_sink(void *arg, const struct fl_batch_buf *b)
         if (rc != FL_OK) {
             return rc;
         }
+        w->saved = false;
     }
-    if (!w->appended) {
-        rc = append(w, b);
+    /* Saved before the append: a crash between the two shows as a gap in
+     * the sequence (a batch the archive lacks), never as a sequence
+     * number used twice for different batches. */
+    if (!w->saved) {
+        rc = fl_chain_save(w->dir, &w->chain, err, sizeof(err));
         if (rc != FL_OK) {
+            log_failure(w, "chain state not saved", err);
             return rc;
         }
-        w->appended = true;
+        w->saved = true;
     }
-    /* After the append: the file never names a batch the archive lacks.
-     * TODO(#3): a crash between the append and this save repeats the
-     * sequence on restart; reading the last sequence from the archive at
-     * start would close that window. */
-    rc = fl_chain_save(w->dir, &w->chain, err, sizeof(err));
+    rc = append(w, b);
     if (rc != FL_OK) {
-        log_failure(w, "chain state not saved", err);
         return rc;
     }
     free(w->built);
     w->built = NULL;
-    w->appended = false;
     housekeeping(w);
     return FL_OK;
 }

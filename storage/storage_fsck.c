@@ -138,6 +138,19 @@ check_bad(void *arg, uint64_t off, uint64_t len)
 }
 
 /* Checks the mapped segment buf of len bytes. */
+/* True when the segment file's name carries the hour of its header. */
+static bool
+name_has_hour(const char *path, uint64_t hour)
+{
+    const char *base = strrchr(path, '/');
+    uint64_t name_hour;
+    uint32_t seq;
+
+    base = base != NULL ? base + 1 : path;
+    return fl_seg_name_parse(base, &name_hour, &seq) == FL_OK &&
+           name_hour == hour;
+}
+
 static void
 check_buf(struct fsck *f, const uint8_t *buf, size_t len)
 {
@@ -149,7 +162,10 @@ check_buf(struct fsck *f, const uint8_t *buf, size_t len)
     size_t end = len;
     int footer;
 
-    if (fl_seg_header_parse(buf, len, &hour) != FL_OK) {
+    /* The header has no checksum of its own: its hour must agree with
+     * the file's name, which the scan trusts to select segments. */
+    if (fl_seg_header_parse(buf, len, &hour) != FL_OK ||
+        !name_has_hour(f->path, hour)) {
         f->r->bad_checksums++;
         fl_log(FL_LOG_ERR, "FL-STORAGE-FSCK", "bad header file=%s offset=0",
                f->path);
@@ -177,6 +193,13 @@ check_buf(struct fsck *f, const uint8_t *buf, size_t len)
         f->r->torn_tails++;
         fl_log(FL_LOG_ERR, "FL-STORAGE-FSCK", "torn tail file=%s offset=%llu",
                f->path, (unsigned long long)tail);
+    } else if (tail < end) {
+        /* A sealed segment was complete when sealed: a bad last block is
+         * damage, not a tail torn by a crash. */
+        f->r->bad_checksums++;
+        fl_log(FL_LOG_ERR, "FL-STORAGE-FSCK",
+               "bad block checksum file=%s offset=%llu", f->path,
+               (unsigned long long)tail);
     }
 }
 

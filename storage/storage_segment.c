@@ -84,6 +84,10 @@ fl_seg_header_parse(const uint8_t *buf, size_t len, uint64_t *hour_ms)
     if (version != FL_SEG_VERSION) {
         return FL_EVERSION;
     }
+    /* No flag is defined: one set is damage or a format we do not know. */
+    if (flags != 0) {
+        return FL_EFORMAT;
+    }
     return FL_OK;
 }
 
