@@ -124,6 +124,33 @@ shard_push(struct fl_shard *sh, struct fl_seg *s)
     return FL_OK;
 }
 
+/*
+ * A segment whose header cannot be read must not make the rest of the
+ * archive unreadable.  A writer renames it to NAME.damaged, out of the
+ * way of new segment names but kept for the operator (fsck reports it);
+ * a reader only skips it.
+ */
+static int
+set_aside(const struct fl_archive *a, const char *path, int why)
+{
+    char moved[8320];
+
+    if (a->o.read_only) {
+        fl_log(FL_LOG_ERR, "FL-STORAGE-CORRUPT",
+               "segment skipped file=%s offset=0 error=%s", path,
+               fl_strerror(why));
+        return FL_OK;
+    }
+    snprintf(moved, sizeof(moved), "%s.damaged", path);
+    if (rename(path, moved) != 0) {
+        return FL_EIO;
+    }
+    fl_log(FL_LOG_ERR, "FL-STORAGE-CORRUPT",
+           "segment set aside file=%s offset=0 error=%s", moved,
+           fl_strerror(why));
+    return FL_OK;
+}
+
 /* Opens every segment of one shard directory. */
 static int
 shard_load(struct fl_archive *a, unsigned i, char *err, size_t errlen)
@@ -159,6 +186,9 @@ shard_load(struct fl_archive *a, unsigned i, char *err, size_t errlen)
         ret = fl_seg_open(path, i, !a->o.read_only, &s);
         if (ret == FL_OK) {
             ret = shard_push(sh, s);
+        } else if (ret == FL_EFORMAT || ret == FL_ETRUNC ||
+                   ret == FL_EVERSION) {
+            ret = set_aside(a, path, ret);
         } else {
             snprintf(err, errlen, "%s: %s", path, fl_strerror(ret));
         }

@@ -245,11 +245,17 @@ check_shard(struct fsck *f, const char *dir)
         uint64_t hour;
         uint32_t seq;
 
+        if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >=
+            (int)sizeof(path)) {
+            continue;
+        }
         if (fl_seg_name_parse(de->d_name, &hour, &seq) == FL_OK) {
-            if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) <
-                (int)sizeof(path)) {
-                check_file(f, path);
-            }
+            check_file(f, path);
+        } else if (strstr(de->d_name, ".damaged") != NULL) {
+            /* Set aside by a writer that could not read its header. */
+            f->r->bad_checksums++;
+            fl_log(FL_LOG_ERR, "FL-STORAGE-FSCK",
+                   "damaged segment set aside file=%s offset=0", path);
         }
     }
     closedir(d);

@@ -305,3 +305,60 @@ Test(storage_archive, fsck_finds_a_flip_at_every_byte_of_a_sealed_segment)
     tu_sensor_fini(&ts);
     tu_rmtree(dir);
 }
+
+Test(storage_archive, a_damaged_segment_header_leaves_the_rest_readable)
+{
+    char dir[256];
+    char keys[512];
+    char path[4096];
+    char moved[4200];
+    char err[256] = "";
+    struct fl_archive_opts o;
+    struct fl_archive *a;
+    struct tu_sensor ts[2];
+    struct fl_flow f[10];
+    uint64_t s = 5;
+    uint64_t t = fl_time_now_ms() + 86400000ull;
+    struct stat st;
+    int fd;
+
+    tu_quiet();
+    tu_tmpdir(dir);
+    snprintf(keys, sizeof(keys), "%s/keys", dir);
+    mkdir(keys, 0700);
+    tu_sensor_init(&ts[0], keys, "edge-a");
+    tu_sensor_init(&ts[1], keys, "edge-b");
+    /* The two sensors land in different shards. */
+    cr_assert_neq(fl_archive_shard_of("edge-a", 2),
+                  fl_archive_shard_of("edge-b", 2));
+    a = open_archive(dir, 2);
+    for (int i = 0; i < 2; i++) {
+        tu_flows(f, 10, &s, t, 1000);
+        cr_assert_eq(tu_append(a, &ts[i], f, 10), FL_OK);
+    }
+    snprintf(path, sizeof(path), "%s",
+             a->shards[fl_archive_shard_of("edge-a", 2)].segs[0]->path);
+    fl_archive_close(a);
+    fd = open(path, O_RDWR);
+    cr_assert_eq(pwrite(fd, "X", 1, 0), 1);
+    close(fd);
+
+    /* A reader skips the damaged segment and still serves the other. */
+    fl_archive_opts_default(&o);
+    o.read_only = true;
+    cr_assert_eq(fl_archive_open(dir, &o, &a, err, sizeof(err)), FL_OK, "%s",
+                 err);
+    cr_assert_eq(total_segments(a), 1);
+    fl_archive_close(a);
+
+    /* A writer sets it aside, keeping its bytes, and can append again. */
+    a = open_archive(dir, 2);
+    snprintf(moved, sizeof(moved), "%s.damaged", path);
+    cr_assert_eq(stat(moved, &st), 0);
+    tu_flows(f, 10, &s, t, 1000);
+    cr_assert_eq(tu_append(a, &ts[0], f, 10), FL_OK);
+    fl_archive_close(a);
+    tu_sensor_fini(&ts[0]);
+    tu_sensor_fini(&ts[1]);
+    tu_rmtree(dir);
+}
