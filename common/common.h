@@ -34,6 +34,11 @@ enum fl_err {
 /* Returns a static, lower-case description of err. */
 const char *fl_strerror(int err);
 
+/* Formats a reason into err (errlen bytes); does nothing when err is NULL,
+ * so callers may pass NULL when they do not want the reason. */
+void fl_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- logging --------------------------------------------------------- */
 
 /* Syslog priorities, so stderr lines can carry a "<N>" prefix for journald. */

@@ -203,22 +203,6 @@ out:
     return rc;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The 16-byte header: the only bytes read before the signature checks. */
 static int
 split(const uint8_t *batch, size_t len, struct fl_batch_view *v, char *err,
@@ -232,20 +216,20 @@ split(const uint8_t *batch, size_t len, struct fl_batch_view *v, char *err,
     fl_cursor_init(&c, batch, len);
     if (!fl_cursor_bytes(&c, 8, &magic) || !fl_cursor_u32(&c, &slen) ||
         !fl_cursor_u32(&c, &plen)) {
-        set_err(err, errlen, "offset 0: batch shorter than its header");
+        fl_errf(err, errlen, "offset 0: batch shorter than its header");
         return FL_EFORMAT;
     }
     if (memcmp(magic, FL_BATCH_MAGIC, 8) != 0) {
-        set_err(err, errlen, "offset 0: not a fl0wer batch");
+        fl_errf(err, errlen, "offset 0: not a fl0wer batch");
         return FL_EFORMAT;
     }
     if (slen == 0 || slen > FL_STATEMENT_MAX) {
-        set_err(err, errlen, "offset 8: statement length %lu out of range",
+        fl_errf(err, errlen, "offset 8: statement length %lu out of range",
                 (unsigned long)slen);
         return FL_EFORMAT;
     }
     if ((uint64_t)slen + FL_SIG_LEN + plen != c.left) {
-        set_err(err, errlen,
+        fl_errf(err, errlen,
                 "offset 12: lengths %lu + %d + %lu do not add up to the "
                 "%zu bytes after the header",
                 (unsigned long)slen, FL_SIG_LEN, (unsigned long)plen, c.left);
@@ -269,14 +253,14 @@ check_claims(const struct fl_batch_view *v, const struct fl_pubkey *k,
 
     if (memcmp(v->st.key_id, k->id, FL_KEYID_LEN) != 0 ||
         strcmp(v->st.sensor, k->name) != 0) {
-        set_err(err, errlen,
+        fl_errf(err, errlen,
                 "offset %d: statement names sensor %s, not "
                 "the key's %s",
                 FL_BATCH_HEADER_LEN, v->st.sensor, k->name);
         return FL_EAUTH;
     }
     if (v->st.payload_len != v->payload_len) {
-        set_err(err, errlen,
+        fl_errf(err, errlen,
                 "offset %zu: payload of %zu bytes, statement "
                 "says %llu",
                 poff, v->payload_len, (unsigned long long)v->st.payload_len);
@@ -284,7 +268,7 @@ check_claims(const struct fl_batch_view *v, const struct fl_pubkey *k,
     }
     fl_hash(v->st.hash, v->payload, v->payload_len, h);
     if (sodium_memcmp(h, v->st.payload_hash, FL_HASH_LEN) != 0) {
-        set_err(err, errlen,
+        fl_errf(err, errlen,
                 "offset %zu: payload hash does not match the "
                 "statement",
                 poff);
@@ -307,7 +291,7 @@ fl_batch_open(const uint8_t *batch, size_t len, const struct fl_pubkey *k,
         return rc;
     }
     if (fl_verify(k, v.statement, v.statement_len, v.signature) != FL_OK) {
-        set_err(err, errlen,
+        fl_errf(err, errlen,
                 "offset %zu: signature does not verify with "
                 "key %s",
                 FL_BATCH_HEADER_LEN + v.statement_len, k->name);
@@ -316,7 +300,7 @@ fl_batch_open(const uint8_t *batch, size_t len, const struct fl_pubkey *k,
     rc = fl_statement_parse(v.statement, v.statement_len, &v.st, why,
                             sizeof(why));
     if (rc != FL_OK) {
-        set_err(err, errlen, "offset %d: statement: %s", FL_BATCH_HEADER_LEN,
+        fl_errf(err, errlen, "offset %d: statement: %s", FL_BATCH_HEADER_LEN,
                 why);
         return rc;
     }

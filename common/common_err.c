@@ -38,3 +38,16 @@ fl_strerror(int err)
         return "unknown error";
     }
 }
+
+void
+fl_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}

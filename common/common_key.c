@@ -24,22 +24,6 @@ struct fl_seckey {
     uint8_t sk[FL_SECKEY_LEN]; /* libsodium form: seed || public key */
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void
 key_id(const uint8_t pk[FL_PUBKEY_LEN], uint8_t id[FL_KEYID_LEN])
 {
@@ -115,7 +99,7 @@ fl_key_generate(const char *name, const char *dir, char *err, size_t errlen)
     }
     rc = FL_EINVAL;
     if (!fl_name_is_valid(name)) {
-        set_err(err, errlen, "invalid key name \"%s\"", name);
+        fl_errf(err, errlen, "invalid key name \"%s\"", name);
         goto out;
     }
     dir = dir != NULL ? dir : ".";
@@ -123,7 +107,7 @@ fl_key_generate(const char *name, const char *dir, char *err, size_t errlen)
             sizeof(keypath) ||
         (size_t)snprintf(pubpath, sizeof(pubpath), "%s/%s.pub", dir, name) >=
             sizeof(pubpath)) {
-        set_err(err, errlen, "directory name too long");
+        fl_errf(err, errlen, "directory name too long");
         goto out;
     }
 
@@ -134,7 +118,7 @@ fl_key_generate(const char *name, const char *dir, char *err, size_t errlen)
                  FL_SECKEY_LEN);
     rc = write_new(keypath, 0600, text, (size_t)n);
     if (rc != FL_OK) {
-        set_err(err, errlen, "%s: %s", keypath,
+        fl_errf(err, errlen, "%s: %s", keypath,
                 rc == FL_EEXIST ? "exists" : strerror(errno));
         goto out;
     }
@@ -142,7 +126,7 @@ fl_key_generate(const char *name, const char *dir, char *err, size_t errlen)
                  FL_PUBKEY_LEN);
     rc = write_new(pubpath, 0644, text, (size_t)n);
     if (rc != FL_OK) {
-        set_err(err, errlen, "%s: %s", pubpath,
+        fl_errf(err, errlen, "%s: %s", pubpath,
                 rc == FL_EEXIST ? "exists" : strerror(errno));
         unlink(keypath); /* no half pair */
     }
@@ -164,27 +148,27 @@ read_keyfile(const char *path, bool private, char *buf, size_t cap, size_t *len,
     int rc = FL_EIO;
 
     if (fd < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        fl_errf(err, errlen, "%s: %s", path, strerror(errno));
         return errno == ENOENT ? FL_ENOENT : FL_EIO;
     }
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        set_err(err, errlen, "%s: not a regular file", path);
+        fl_errf(err, errlen, "%s: not a regular file", path);
         rc = FL_EFORMAT;
         goto out;
     }
     if (private && (sb.st_mode & 077) != 0) {
-        set_err(err, errlen, "%s: permissions %04o, want 0600", path,
+        fl_errf(err, errlen, "%s: permissions %04o, want 0600", path,
                 (unsigned)(sb.st_mode & 07777));
         rc = FL_EAUTH;
         goto out;
     }
     n = read(fd, buf, cap - 1);
     if (n < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        fl_errf(err, errlen, "%s: %s", path, strerror(errno));
         goto out;
     }
     if ((size_t)n == cap - 1) {
-        set_err(err, errlen, "%s: longer than a key file", path);
+        fl_errf(err, errlen, "%s: longer than a key file", path);
         rc = FL_EFORMAT;
         goto out;
     }
@@ -234,31 +218,31 @@ parse_keyfile(char *text, const char *path, const char *magic, const char *what,
     for (int i = 0; i < 4; i++) {
         vals[i] = take_line(&p, labels[i]);
         if (vals[i] == NULL) {
-            set_err(err, errlen, "%s: line %d: expected %s", path, i + 1,
+            fl_errf(err, errlen, "%s: line %d: expected %s", path, i + 1,
                     i == 0 ? magic : labels[i]);
             return FL_EFORMAT;
         }
     }
     if (strcmp(vals[0], magic) != 0) {
-        set_err(err, errlen, "%s: line 1: not \"%s\"", path, magic);
+        fl_errf(err, errlen, "%s: line 1: not \"%s\"", path, magic);
         return FL_EFORMAT;
     }
     if (*p != '\0') {
-        set_err(err, errlen, "%s: line 5: text after the key", path);
+        fl_errf(err, errlen, "%s: line 5: text after the key", path);
         return FL_EFORMAT;
     }
     if (!fl_name_is_valid(vals[1])) {
-        set_err(err, errlen, "%s: line 2: invalid name", path);
+        fl_errf(err, errlen, "%s: line 2: invalid name", path);
         return FL_EFORMAT;
     }
     snprintf(pub->name, sizeof(pub->name), "%s", vals[1]);
     if (fl_unhex(vals[2], pub->id, FL_KEYID_LEN) != FL_OK) {
-        set_err(err, errlen, "%s: line 3: want %d hex digits", path,
+        fl_errf(err, errlen, "%s: line 3: want %d hex digits", path,
                 2 * FL_KEYID_LEN);
         return FL_EFORMAT;
     }
     if (fl_unhex(vals[3], key, keylen) != FL_OK) {
-        set_err(err, errlen, "%s: line 4: want %zu hex digits", path,
+        fl_errf(err, errlen, "%s: line 4: want %zu hex digits", path,
                 2 * keylen);
         return FL_EFORMAT;
     }
@@ -287,7 +271,7 @@ fl_pubkey_load(const char *path, struct fl_pubkey *out, char *err,
     }
     key_id(pub.key, id);
     if (memcmp(id, pub.id, FL_KEYID_LEN) != 0) {
-        set_err(err, errlen, "%s: key id does not match the key", path);
+        fl_errf(err, errlen, "%s: key id does not match the key", path);
         return FL_EAUTH;
     }
     *out = pub;
@@ -343,13 +327,13 @@ fl_seckey_load(const char *path, struct fl_seckey **out, char *err,
 
     rc = FL_EAUTH;
     if (!seckey_is_consistent(k)) {
-        set_err(err, errlen, "%s: public half does not match the secret", path);
+        fl_errf(err, errlen, "%s: public half does not match the secret", path);
         goto out;
     }
     memcpy(k->pub.key, k->sk + 32, FL_PUBKEY_LEN);
     key_id(k->pub.key, id);
     if (memcmp(id, k->pub.id, FL_KEYID_LEN) != 0) {
-        set_err(err, errlen, "%s: key id does not match the key", path);
+        fl_errf(err, errlen, "%s: key id does not match the key", path);
         goto out;
     }
     *out = k;

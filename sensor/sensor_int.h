@@ -512,6 +512,10 @@ int fl_data_set_decode(struct fl_decoder *d, struct fl_source *src,
                        const struct fl_msg_ctx *ctx, struct fl_cursor *body,
                        uint32_t *records);
 
+/* sensor_persist.c: the state file's trailing checksum (64-bit FNV-1a:
+ * it guards against accident, not tampering). */
+uint64_t fl_persist_checksum(const uint8_t *p, size_t n);
+
 /* sensor_pending.c */
 /* Holds one data set (header included) of the message being decoded. */
 void fl_pending_hold(struct fl_decoder *d, struct fl_source *src,

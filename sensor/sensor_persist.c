@@ -23,8 +23,8 @@
 #define FIELD_LEN 8
 #define SAMPLER_LEN 8
 
-static uint64_t
-fnv1a(const uint8_t *p, size_t n)
+uint64_t
+fl_persist_checksum(const uint8_t *p, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ull;
 
@@ -129,7 +129,7 @@ fl_decoder_templates_save(const struct fl_decoder *d, uint8_t **buf,
             p = put_source(p, d->src_tab[i]);
         }
     }
-    fl_put_be64(p, fnv1a(out, n - SUM_LEN));
+    fl_put_be64(p, fl_persist_checksum(out, n - SUM_LEN));
     *buf = out;
     *len = n;
     return FL_OK;
@@ -337,7 +337,8 @@ fl_decoder_templates_load(struct fl_decoder *d, const uint8_t *buf, size_t len)
 
     /* Validate: checksum first, so a damaged magic reads as damage. */
     if (len < MAGIC_LEN + 4 + SUM_LEN ||
-        fnv1a(buf, len - SUM_LEN) != fl_be_uint(buf + len - SUM_LEN, 8)) {
+        fl_persist_checksum(buf, len - SUM_LEN) !=
+            fl_be_uint(buf + len - SUM_LEN, 8)) {
         goto out;
     }
     if (memcmp(buf, MAGIC, MAGIC_LEN) != 0) {

@@ -6,24 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sensor.h"
+#include "sensor_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The state file ends in a 64-bit FNV-1a of the bytes before it (see
- * sensor_persist.c); recomputing it lets mutations reach the parser. */
+/* The state file ends in a checksum of the bytes before it; recomputing
+ * it lets mutations reach the parser. */
 #define SUM_LEN 8
-
-static uint64_t
-fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    }
-    return h;
-}
 
 static struct fl_decoder *
 new_decoder(void)
@@ -102,7 +91,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     memcpy(copy, data, size);
-    fl_put_be64(copy + size - SUM_LEN, fnv1a(copy, size - SUM_LEN));
+    fl_put_be64(copy + size - SUM_LEN,
+                fl_persist_checksum(copy, size - SUM_LEN));
     load_one(copy, size);
     free(copy);
     return 0;
