@@ -23,8 +23,9 @@
 #define FL_BLK_MAX_BODY (FL_BATCH_MAX_BYTES + 4096u)
 
 #define FL_IDX_MAGIC "FLIX"
-#define FL_IDX_HEADER_LEN 8 /* magic, u32 entry count */
-#define FL_IDX_ENTRY_FIXED 60
+#define FL_IDX_VERSION 2
+#define FL_IDX_HEADER_LEN 12 /* magic, u32 version, u32 entry count */
+#define FL_IDX_ENTRY_FIXED 80
 
 #define FL_FOOT_MAGIC "FL0WEND1"
 #define FL_FOOT_LEN 32
@@ -49,12 +50,40 @@ bool fl_bloom_test(const uint8_t *bits, uint32_t m, uint8_t k, uint64_t h1,
 
 /* ---- the index of one block ------------------------------------------ */
 
+/* The prefix summaries of an entry, in their order in the entry. */
+enum fl_ixlevel_id {
+    FL_LV_24, /* IPv4 /24: 3-byte keys */
+    FL_LV_16, /* IPv4 /16: 2-byte keys */
+    FL_LV_48, /* IPv6 /48: 6-byte keys (IPv4-mapped excluded) */
+    FL_LV_32, /* IPv6 /32: 4-byte keys */
+    FL_LV_COUNT,
+};
+
+/* How a summary is written (docs/formats.md, "Index"). */
+enum fl_ixenc {
+    FL_IXENC_ABSENT = 0, /* dropped: the level proves nothing */
+    FL_IXENC_LIST = 1,   /* sorted unique big-endian fixed-width keys */
+    FL_IXENC_BITMAP = 2, /* /16 only: 65,536 bits, bit v for key v */
+    FL_IXENC_DELTA = 3,  /* LEB128: first key, then gaps minus one */
+};
+
+#define FL_IX_BITMAP16_LEN 8192
+/* Summaries are kept, cheapest first, while the whole entry stays within
+ * this share of the block's bytes, or within FL_IX_FLOOR bytes. */
+#define FL_IX_BUDGET_PCT 10
+#define FL_IX_FLOOR 256
+
+struct fl_ixlevel {
+    uint8_t enc;      /* enum fl_ixenc */
+    uint32_t n;       /* distinct prefixes in the block, even when absent */
+    uint32_t len;     /* bytes of the encoding */
+    const uint8_t *p; /* into the entry's blob */
+};
+
 /*
  * One block as the index knows it.  The serialized index entry lives in
  * blob (owned when own is set, else borrowed from the segment's index
- * buffer); bloom and the prefix lists point into it.  Prefix lists are
- * sorted, unique, big-endian fixed-width: /24 as 3 bytes, /16 as 2,
- * /48 as 6, /32 as 4.
+ * buffer); bloom and the summaries point into it.
  */
 struct fl_blk {
     uint64_t offset; /* of the block header in the file */
@@ -65,9 +94,8 @@ struct fl_blk {
     uint32_t flags;
     uint32_t bloom_m;
     uint8_t bloom_k;
-    uint32_t n24, n16, n48, n32;
+    struct fl_ixlevel lv[FL_LV_COUNT];
     const uint8_t *bloom;
-    const uint8_t *p24, *p16, *p48, *p32;
     uint8_t *blob;
     size_t bloblen;
     bool own;
@@ -82,7 +110,10 @@ struct fl_ixbuild {
     size_t n;
     size_t cap;
     size_t nslots;
-    bool failed; /* an allocation failed: finish reports FL_ENOMEM */
+    uint64_t *keys; /* scratch for the prefix keys: 2 x cap */
+    size_t keycap;
+    unsigned budget_pct; /* FL_IX_BUDGET_PCT; tests change it */
+    bool failed;         /* an allocation failed: finish reports FL_ENOMEM */
 };
 
 void fl_ixbuild_init(struct fl_ixbuild *b);
@@ -97,7 +128,9 @@ int fl_ixbuild_finish(struct fl_ixbuild *b, const struct fl_blk *meta,
 /* An entry for a damaged region: no Bloom, no prefixes, every time. */
 int fl_blk_corrupt(uint64_t offset, uint64_t length, struct fl_blk *out);
 void fl_blk_fini(struct fl_blk *b);
-/* Parses one serialized entry at the cursor, borrowing its bytes. */
+/* Parses one serialized entry at the cursor, borrowing its bytes.  The
+ * summaries' lengths are checked, not their contents: a malformed delta
+ * list is found while searching it and then proves nothing. */
 int fl_blk_parse(struct fl_cursor *c, struct fl_blk *out);
 /* May a flow with an address in one of need's prefixes be in the block?
  * False only when the index proves it absent. */
@@ -151,7 +184,8 @@ int fl_seg_header_parse(const uint8_t *buf, size_t len, uint64_t *hour_ms);
  * fails its checksum. */
 int fl_seg_footer_parse(const uint8_t *buf, size_t len, uint64_t *ixoff,
                         uint64_t *ixlen);
-/* Parses an index into blks (borrowing from buf[ixoff..]). */
+/* Parses an index into blks (borrowing from buf[ixoff..]); FL_EVERSION
+ * for an index version other than FL_IDX_VERSION. */
 int fl_seg_index_parse(const uint8_t *ix, size_t len, struct fl_blk **blks,
                        size_t *n);
 

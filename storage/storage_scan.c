@@ -1,7 +1,8 @@
 /*
  * The scan engine: segments and blocks chosen by time, then pruned by
  * the index (Bloom filters, prefix summaries), only the candidates read,
- * checked and decoded; shards are scanned in parallel.
+ * checked and decoded; segments of every shard are shared out to the
+ * worker threads, so one sensor's archive (one shard) uses every core.
  */
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -14,7 +15,9 @@
 struct scan_ctx {
     struct fl_archive *a;
     const struct fl_scan *q;
-    atomic_uint next_shard;
+    const struct fl_seg **segs; /* every segment in the window */
+    size_t nsegs;
+    atomic_size_t next_seg;
     atomic_bool stop;
     pthread_mutex_t mu; /* guards st and err */
     struct fl_scan_stats st;
@@ -173,31 +176,11 @@ scan_worker_run(void *arg)
     struct scan_ctx *c = arg;
     struct scan_worker w = {.c = c};
     int ret = FL_OK;
-    unsigned i;
+    size_t i;
 
     while (ret == FL_OK && !atomic_load(&c->stop) &&
-           (i = atomic_fetch_add(&c->next_shard, 1)) < c->a->nshards) {
-        const struct fl_shard *sh = &c->a->shards[i];
-
-        for (size_t j = 0; j < sh->n && ret == FL_OK; j++) {
-            const struct fl_seg *s = sh->segs[j];
-
-            /* The segment's range comes from its index, so a segment
-             * outside the window costs no read at all. */
-            if (s->records > 0 && s->nblks > 0 &&
-                (s->time_first >= c->q->t_end ||
-                 s->time_last < c->q->t_start)) {
-                bool damaged = false;
-
-                for (size_t k = 0; k < s->nblks; k++) {
-                    damaged |= (s->blks[k].flags & FL_BLK_CORRUPT) != 0;
-                }
-                if (!damaged) {
-                    continue;
-                }
-            }
-            ret = scan_segment(&w, s);
-        }
+           (i = atomic_fetch_add(&c->next_seg, 1)) < c->nsegs) {
+        ret = scan_segment(&w, c->segs[i]);
     }
     pthread_mutex_lock(&c->mu);
     add_stats(&c->st, &w.st);
@@ -210,19 +193,61 @@ scan_worker_run(void *arg)
     return NULL;
 }
 
+/* The segment's range comes from its index, so a segment outside the
+ * window costs no read at all; one with damage is scanned to report it. */
+static bool
+seg_in_window(const struct fl_seg *s, const struct fl_scan *q)
+{
+    if (s->records == 0 || s->nblks == 0 ||
+        (s->time_first < q->t_end && s->time_last >= q->t_start)) {
+        return true;
+    }
+    for (size_t k = 0; k < s->nblks; k++) {
+        if ((s->blks[k].flags & FL_BLK_CORRUPT) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Lists the segments of every shard that the scan must visit. */
+static int
+collect_segments(struct scan_ctx *c)
+{
+    size_t total = 0;
+
+    for (unsigned i = 0; i < c->a->nshards; i++) {
+        total += c->a->shards[i].n;
+    }
+    c->segs = calloc(total > 0 ? total : 1, sizeof(*c->segs));
+    if (c->segs == NULL) {
+        return FL_ENOMEM;
+    }
+    for (unsigned i = 0; i < c->a->nshards; i++) {
+        const struct fl_shard *sh = &c->a->shards[i];
+
+        for (size_t j = 0; j < sh->n; j++) {
+            if (seg_in_window(sh->segs[j], c->q)) {
+                c->segs[c->nsegs++] = sh->segs[j];
+            }
+        }
+    }
+    return FL_OK;
+}
+
 static unsigned
-thread_count(const struct fl_archive *a, const struct fl_scan *q)
+thread_count(const struct scan_ctx *c)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned n = q->threads;
+    size_t n = c->q->threads;
 
     if (n == 0) {
-        n = cpus > 0 ? (unsigned)cpus : 1;
+        n = cpus > 0 ? (size_t)cpus : 1;
     }
-    if (n > a->nshards) {
-        n = a->nshards;
+    if (n > c->nsegs) {
+        n = c->nsegs;
     }
-    return n > 64 ? 64 : (n ? n : 1);
+    return n > 64 ? 64 : (n ? (unsigned)n : 1);
 }
 
 int
@@ -231,30 +256,35 @@ fl_archive_scan(struct fl_archive *a, const struct fl_scan *q,
 {
     struct scan_ctx c;
     pthread_t tids[64];
-    unsigned n = thread_count(a, q);
+    unsigned n;
     unsigned started = 0;
 
     memset(&c, 0, sizeof(c));
     c.a = a;
     c.q = q;
-    atomic_init(&c.next_shard, 0);
+    atomic_init(&c.next_seg, 0);
     atomic_init(&c.stop, false);
     pthread_mutex_init(&c.mu, NULL);
 
     pthread_rwlock_rdlock(&a->lock);
-    for (unsigned i = 1; i < n; i++) {
+    c.err = collect_segments(&c);
+    n = thread_count(&c);
+    for (unsigned i = 1; c.err == FL_OK && i < n; i++) {
         if (pthread_create(&tids[started], NULL, scan_worker_run, &c) != 0) {
             break;
         }
         started++;
     }
     /* The calling thread works too. */
-    scan_worker_run(&c);
+    if (c.err == FL_OK) {
+        scan_worker_run(&c);
+    }
     for (unsigned i = 0; i < started; i++) {
         pthread_join(tids[i], NULL);
     }
     pthread_rwlock_unlock(&a->lock);
 
+    free(c.segs);
     pthread_mutex_destroy(&c.mu);
     if (st != NULL) {
         *st = c.st;

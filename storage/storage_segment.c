@@ -271,6 +271,7 @@ fl_seg_index_parse(const uint8_t *ix, size_t len, struct fl_blk **blks,
 {
     struct fl_cursor c;
     const uint8_t *magic;
+    uint32_t version;
     uint32_t count;
     struct fl_blk *v = NULL;
     int ret = FL_EFORMAT;
@@ -278,9 +279,16 @@ fl_seg_index_parse(const uint8_t *ix, size_t len, struct fl_blk **blks,
     *blks = NULL;
     *n = 0;
     fl_cursor_init(&c, ix, len);
-    if (!fl_cursor_bytes(&c, 4, &magic) || !fl_cursor_u32(&c, &count) ||
-        memcmp(magic, FL_IDX_MAGIC, 4) != 0 ||
-        count > c.left / FL_IDX_ENTRY_FIXED) {
+    if (!fl_cursor_bytes(&c, 4, &magic) || !fl_cursor_u32(&c, &version) ||
+        memcmp(magic, FL_IDX_MAGIC, 4) != 0) {
+        goto out;
+    }
+    /* Version 1 had no version field: its entry count stood here. */
+    if (version != FL_IDX_VERSION) {
+        ret = FL_EVERSION;
+        goto out;
+    }
+    if (!fl_cursor_u32(&c, &count) || count > c.left / FL_IDX_ENTRY_FIXED) {
         goto out;
     }
     v = calloc(count + 1, sizeof(*v));
@@ -501,14 +509,21 @@ open_sealed(struct fl_seg *s, const uint8_t *buf, size_t len, int footer,
     s->sealed = true;
     if (footer == FL_OK) {
         ret = load_index(s, buf, ixoff, ixlen);
-        if (ret != FL_EFORMAT) {
+        if (ret != FL_EFORMAT && ret != FL_EVERSION) {
             return ret;
         }
         drop_index(s);
     }
-    fl_log(FL_LOG_ERR, "FL-STORAGE-INDEX",
-           "bad index, reading blocks file=%s offset=%llu", s->path,
-           (unsigned long long)(len - FL_FOOT_LEN));
+    if (footer == FL_OK && ret == FL_EVERSION) {
+        /* Written by another version: the blocks are still ours. */
+        fl_log(FL_LOG_WARN, "FL-STORAGE-INDEX",
+               "unknown index version, reading blocks file=%s offset=%llu",
+               s->path, (unsigned long long)ixoff);
+    } else {
+        fl_log(FL_LOG_ERR, "FL-STORAGE-INDEX",
+               "bad index, reading blocks file=%s offset=%llu", s->path,
+               (unsigned long long)(len - FL_FOOT_LEN));
+    }
     ret = rebuild(s, buf, footer == FL_OK ? ixoff : len - FL_FOOT_LEN, &tail);
     s->data_end = tail;
     return ret;
@@ -864,7 +879,8 @@ fl_seg_seal(struct fl_seg *s)
         return FL_ENOMEM;
     }
     memcpy(p, FL_IDX_MAGIC, 4);
-    fl_put_be32(p + 4, (uint32_t)s->nblks);
+    fl_put_be32(p + 4, FL_IDX_VERSION);
+    fl_put_be32(p + 8, (uint32_t)s->nblks);
     off = FL_IDX_HEADER_LEN;
     for (size_t i = 0; i < s->nblks; i++) {
         memcpy(p + off, s->blks[i].blob, s->blks[i].bloblen);

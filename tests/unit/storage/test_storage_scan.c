@@ -1,7 +1,9 @@
 /*
  * The scan engine against a brute-force filter over the same flows: the
  * same answers with and without the index, and the index skipping blocks
- * for selective queries.  Also reports append and lookup speed.
+ * for selective queries, whichever summaries the budget kept or dropped;
+ * an index of an unknown version read as the blocks.  Also reports append
+ * and lookup speed.
  */
 #include <sys/stat.h>
 #include <time.h>
@@ -17,6 +19,8 @@ static struct fl_flow *flows;
 static char dir[256];
 static struct fl_archive *arch;
 static const char *sensors[2];
+/* The index budget of the archive under test, in percent of a block. */
+static unsigned budget = FL_IX_BUDGET_PCT;
 
 static int
 by_start(const void *x, const void *y)
@@ -82,6 +86,7 @@ setup(void)
     fl_archive_opts_default(&o);
     o.shards = 2;
     cr_assert_eq(fl_archive_open(dir, &o, &arch, err, sizeof(err)), FL_OK);
+    arch->ib.budget_pct = budget;
     tu_sensor_init(&ts[0], dir, sensors[0]);
     tu_sensor_init(&ts[1], dir, sensors[1]);
     for (size_t i = 0; i < NFLOWS; i += PER_BATCH) {
@@ -247,9 +252,31 @@ pfx(const char *s)
     return p;
 }
 
-TestSuite(storage_scan, .init = setup, .fini = teardown, .timeout = 100);
+/* Blocks of the archive where a level was dropped. */
+static uint64_t
+dropped(int level)
+{
+    uint64_t k = 0;
 
-Test(storage_scan, queries_agree_with_brute_force_and_prune)
+    for (uint32_t i = 0; i < arch->nshards; i++) {
+        for (size_t j = 0; j < arch->shards[i].n; j++) {
+            const struct fl_seg *s = arch->shards[i].segs[j];
+
+            for (size_t b = 0; b < s->nblks; b++) {
+                k += s->blks[b].lv[level].enc == FL_IXENC_ABSENT;
+            }
+        }
+    }
+    return k;
+}
+
+/*
+ * Every query agrees with brute force, with and without the index.  The
+ * Bloom filter is always kept, so host lookups always prune; prefix
+ * lookups prune only when every level is kept (full).
+ */
+static void
+queries_agree(bool full)
 {
     struct fl_prefix host = pfx("198.51.100.7");
     struct fl_prefix net24 = pfx("203.0.113.0/24");
@@ -274,17 +301,22 @@ Test(storage_scan, queries_agree_with_brute_force_and_prune)
     uint64_t all = UINT64_MAX;
     uint64_t mid0 = T0 + 40 * 60000;
     uint64_t mid1 = T0 + 130 * 60000;
+    uint64_t pruned;
 
     q = (struct query){&n_host, 1};
     cr_assert_gt(check_query("host", 0, all, &q), 0);
     q = (struct query){&n_src24, 1};
-    cr_assert_gt(check_query("src /24", 0, all, &q), 0);
+    pruned = check_query("src /24", 0, all, &q);
+    cr_assert(!full || pruned > 0);
     q = (struct query){&n_16, 1};
-    cr_assert_gt(check_query("/16", 0, all, &q), 0);
+    pruned = check_query("/16", 0, all, &q);
+    cr_assert(!full || pruned > 0);
     q = (struct query){&n_20, 1};
-    cr_assert_gt(check_query("src /20 in window", mid0, mid1, &q), 0);
+    pruned = check_query("src /20 in window", mid0, mid1, &q);
+    cr_assert(!full || pruned > 0);
     q = (struct query){&n_v6, 1};
-    cr_assert_gt(check_query("v6 /48", 0, all, &q), 0);
+    pruned = check_query("v6 /48", 0, all, &q);
+    cr_assert(!full || pruned > 0);
     q = (struct query){&n_v6h, 1};
     cr_assert_gt(check_query("v6 host in window", mid0, mid1, &q), 0);
     q = (struct query){&n_list, 1};
@@ -296,6 +328,108 @@ Test(storage_scan, queries_agree_with_brute_force_and_prune)
     q = (struct query){NULL, 0};
     cr_assert_eq(check_query("no needs", 0, all, &q), 0);
     check_query("no needs in window", mid0, mid1, &q);
+}
+
+TestSuite(storage_scan, .init = setup, .fini = teardown, .timeout = 100);
+
+Test(storage_scan, queries_agree_with_brute_force_and_prune)
+{
+    /* Random addresses in 4000-flow blocks: the fine levels do not fit
+     * the budget, so this also covers dropped levels. */
+    cr_assert_gt(dropped(FL_LV_24), 0);
+    cr_assert_gt(dropped(FL_LV_48), 0);
+    queries_agree(false);
+}
+
+static void
+setup_full(void)
+{
+    budget = 100;
+    setup();
+}
+
+static void
+setup_lean(void)
+{
+    budget = 0;
+    setup();
+}
+
+TestSuite(storage_scan_full, .init = setup_full, .fini = teardown,
+          .timeout = 100);
+
+Test(storage_scan_full, every_level_kept_prunes_every_prefix_query)
+{
+    for (int l = 0; l < FL_LV_COUNT; l++) {
+        cr_assert_eq(dropped(l), 0, "level %d", l);
+    }
+    queries_agree(true);
+}
+
+TestSuite(storage_scan_lean, .init = setup_lean, .fini = teardown,
+          .timeout = 100);
+
+Test(storage_scan_lean, dropped_levels_still_agree)
+{
+    for (int l = 0; l < FL_LV_COUNT; l++) {
+        cr_assert_gt(dropped(l), 0, "level %d", l);
+    }
+    queries_agree(false);
+}
+
+/* Rewrites the index version of a sealed segment, checksums included. */
+static void
+patch_index_version(const char *path, uint32_t version)
+{
+    FILE *f = fopen(path, "r+b");
+    uint8_t *buf;
+    long len;
+    uint64_t ixoff;
+    uint64_t ixlen;
+    uint8_t *foot;
+
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    buf = malloc((size_t)len);
+    rewind(f);
+    cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    cr_assert_eq(fl_seg_footer_parse(buf, (size_t)len, &ixoff, &ixlen), FL_OK);
+    foot = buf + len - FL_FOOT_LEN;
+    fl_put_be32(buf + ixoff + 4, version);
+    fl_put_be32(foot + 24, fl_crc32c(0, buf + ixoff, (size_t)ixlen));
+    fl_put_be32(foot + 28, fl_crc32c(0, foot, 28));
+    rewind(f);
+    cr_assert_eq(fwrite(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    free(buf);
+}
+
+Test(storage_scan, an_unknown_index_version_reads_the_blocks)
+{
+    struct fl_prefix host = pfx("198.51.100.7");
+    struct fl_scan_need n_host = {FL_SIDE_ANY, &host, 1};
+    struct query q = {&n_host, 1};
+    struct fl_archive_opts o;
+    char err[256];
+    uint64_t pruned;
+
+    cr_assert_eq(fl_archive_seal(arch, true), FL_OK);
+    pruned = check_query("host, sealed", 0, UINT64_MAX, &q);
+    for (uint32_t i = 0; i < arch->nshards; i++) {
+        for (size_t j = 0; j < arch->shards[i].n; j++) {
+            patch_index_version(arch->shards[i].segs[j]->path, 3);
+        }
+    }
+    fl_archive_close(arch);
+    fl_archive_opts_default(&o);
+    o.read_only = true;
+    cr_assert_eq(fl_archive_open(dir, &o, &arch, err, sizeof(err)), FL_OK);
+    cr_assert(arch->shards[0].segs[0]->sealed);
+    cr_assert_gt(arch->shards[0].segs[0]->nblks, 0);
+    /* Rebuilt from the blocks with the same budget: the same entries. */
+    cr_assert_eq(check_query("host, index version 3", 0, UINT64_MAX, &q),
+                 pruned);
 }
 
 Test(storage_scan, sealed_and_reopened_archive_answers_the_same)
@@ -387,6 +521,24 @@ archive_bytes(const struct fl_archive *a, uint64_t *blocks)
     return total;
 }
 
+/* In how many blocks of a each level was kept. */
+static void
+kept_levels(const struct fl_archive *a, uint64_t kept[FL_LV_COUNT])
+{
+    memset(kept, 0, FL_LV_COUNT * sizeof(*kept));
+    for (uint32_t i = 0; i < a->nshards; i++) {
+        for (size_t j = 0; j < a->shards[i].n; j++) {
+            const struct fl_seg *s = a->shards[i].segs[j];
+
+            for (size_t b = 0; b < s->nblks; b++) {
+                for (int l = 0; l < FL_LV_COUNT; l++) {
+                    kept[l] += s->blks[b].lv[l].enc != FL_IXENC_ABSENT;
+                }
+            }
+        }
+    }
+}
+
 static void
 bench_one(const char *what, bool clustered)
 {
@@ -418,6 +570,7 @@ bench_one(const char *what, bool clustered)
     double t_append;
     double t_ix = 0;
     struct fl_ixbuild ib;
+    uint64_t kept[FL_LV_COUNT];
 
     tu_tmpdir(bdir);
     tu_sensor_init(&ts, bdir, "bench");
@@ -471,6 +624,13 @@ bench_one(const char *what, bool clustered)
                 (double)total / n, 100.0 * (double)(total - blocks) / total, n,
                 (secs_now() - t0) * 1e3, (unsigned long long)st.blocks_read,
                 (unsigned long long)st.blocks, (unsigned long long)st.matched);
+    kept_levels(a, kept);
+    cr_log_warn("%s: summaries kept in blocks: /24 %llu, /16 %llu, /48 %llu, "
+                "/32 %llu of %zu",
+                what, (unsigned long long)kept[FL_LV_24],
+                (unsigned long long)kept[FL_LV_16],
+                (unsigned long long)kept[FL_LV_48],
+                (unsigned long long)kept[FL_LV_32], n / per);
     cr_assert_geq(st.matched, 1);
     fl_archive_close(a);
     for (size_t i = 0; i < n / per; i++) {
