@@ -426,16 +426,52 @@ fl_put_be64(uint8_t *p, uint64_t v)
 /* ---- records in binary: canonical form and columnar batches ---------- */
 
 /*
- * The canonical binary encoding of one flow: a version byte (1), every
- * field of struct fl_flow in a fixed big-endian layout (addresses as their
- * 16 bytes), u32 extra_len, then the extra bytes; the input of Merkle
- * leaves.  Specified offset by offset in docs/formats.md.
- * FL_CANON_FIXED bytes plus extra_len.
+ * The canonical binary encoding of one flow, the input of Merkle leaves:
+ * a version byte (2), a u32 bitmap of the bits below, the fields always
+ * written, then each optional field whose bit is set, in bit order, then
+ * the extra bytes.  A field is written iff it differs from its default
+ * (zero; sampling 1), an address takes 4 bytes iff it is IPv4-mapped,
+ * a counter 8 bytes iff it exceeds 32 bits: one encoding per record.
+ * Specified byte by byte in docs/formats.md.  At most FL_CANON_MAX bytes
+ * plus extra_len.
  */
-#define FL_CANON_FIXED 192
+enum fl_canon_bit {
+    FL_CANON_SRC_V4 = 1u << 0,
+    FL_CANON_DST_V4 = 1u << 1,
+    FL_CANON_EXPORTER_V4 = 1u << 2,
+    FL_CANON_NEXT_HOP = 1u << 3,
+    FL_CANON_NEXT_HOP_V4 = 1u << 4,
+    FL_CANON_TIME_END_WIDE = 1u << 5, /* u64 time_end, not u32 duration */
+    FL_CANON_PACKETS_WIDE = 1u << 6,
+    FL_CANON_BYTES_WIDE = 1u << 7,
+    FL_CANON_IN_IF = 1u << 8,
+    FL_CANON_OUT_IF = 1u << 9,
+    FL_CANON_SRC_AS = 1u << 10,
+    FL_CANON_DST_AS = 1u << 11,
+    FL_CANON_MPLS = 1u << 12,
+    FL_CANON_DOMAIN = 1u << 13,
+    FL_CANON_SAMPLING = 1u << 14,
+    FL_CANON_VLAN = 1u << 15,
+    FL_CANON_TCP_FLAGS = 1u << 16,
+    FL_CANON_TOS = 1u << 17,
+    FL_CANON_DIRECTION = 1u << 18,
+    FL_CANON_FW_EVENT = 1u << 19,
+    FL_CANON_XLATE_SRC = 1u << 20,
+    FL_CANON_XLATE_SRC_V4 = 1u << 21,
+    FL_CANON_XLATE_DST = 1u << 22,
+    FL_CANON_XLATE_DST_V4 = 1u << 23,
+    FL_CANON_XLATE_SRC_PORT = 1u << 24,
+    FL_CANON_XLATE_DST_PORT = 1u << 25,
+    FL_CANON_REV_PACKETS = 1u << 26,
+    FL_CANON_REV_BYTES = 1u << 27,
+    FL_CANON_EXTRA = 1u << 28, /* u32 extra_len, then the bytes */
+};
+/* The longest encoding without the extra bytes: every bit set, IPv6. */
+#define FL_CANON_MAX 196
 /*
  * Writes f into buf (cap bytes); returns the length written, or FL_ELIMIT
- * when cap is below FL_CANON_FIXED + extra_len (nothing written then).
+ * when cap is too small (FL_CANON_MAX + extra_len always suffices;
+ * nothing written then).
  */
 int fl_flow_canon(const struct fl_flow *f, uint8_t *buf, size_t cap);
 
@@ -596,22 +632,25 @@ int fl_statement_parse(const uint8_t *text, size_t len,
  * generic over the hash.  A record's leaf data is salt_i || canon(record_i)
  * so one record can be disclosed without revealing its neighbours.
  *
- * salt_i is bytes 32*i .. 32*i+31 of the ChaCha20 (IETF, RFC 8439)
+ * salt_i is bytes 16*i .. 16*i+15 of the ChaCha20 (IETF, RFC 8439)
  * keystream with key = the batch secret and a zero nonce, i.e. block
- * counter i/2, half i%2: a PRF of (secret, i), so disclosing salt_i tells
- * nothing of any other salt.  index must be below 2^33.
+ * counter i/4, quarter i%4: a PRF of (secret, i), so disclosing salt_i
+ * tells nothing of any other salt.  128 bits are enough to make a leaf
+ * unguessable, and 16 bytes keep a typical leaf in one BLAKE2b block.
+ * index must be below 2^34.
  */
+#define FL_SALT_LEN 16
 void fl_merkle_leaf_salt(const uint8_t secret[FL_BATCH_SECRET_LEN],
-                         uint64_t index, uint8_t salt[FL_HASH_LEN]);
-/* salts[k] = salt of index first + k, for k < n (first must be even). */
+                         uint64_t index, uint8_t salt[FL_SALT_LEN]);
+/* salts[k] = salt of index first + k, for k < n (first a multiple of 4). */
 void fl_merkle_leaf_salts(const uint8_t secret[FL_BATCH_SECRET_LEN],
                           uint64_t first, size_t n,
-                          uint8_t (*salts)[FL_HASH_LEN]);
+                          uint8_t (*salts)[FL_SALT_LEN]);
 /* Leaf hash of raw data: H(0x00 || data) (the RFC's leaf). */
 void fl_merkle_hash_leaf(enum fl_hash_alg alg, const void *data, size_t len,
                          uint8_t out[FL_HASH_LEN]);
 /* Leaf hash of one record: H(0x00 || salt || canon). */
-void fl_merkle_leaf(enum fl_hash_alg alg, const uint8_t salt[FL_HASH_LEN],
+void fl_merkle_leaf(enum fl_hash_alg alg, const uint8_t salt[FL_SALT_LEN],
                     const uint8_t *canon, size_t len, uint8_t out[FL_HASH_LEN]);
 /* Interior node: H(0x01 || left || right). */
 void fl_merkle_hash_node(enum fl_hash_alg alg, const uint8_t left[FL_HASH_LEN],

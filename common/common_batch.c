@@ -14,7 +14,7 @@
 #include <sodium.h>
 
 #define SALT_CHUNK 256              /* salts made per keystream call */
-#define LEAF_HEAD (1 + FL_HASH_LEN) /* 0x00 || salt, then the canon bytes */
+#define LEAF_HEAD (1 + FL_SALT_LEN) /* 0x00 || salt, then the canon bytes */
 
 void
 fl_chain_init(struct fl_chain *chain, const char *sensor)
@@ -35,7 +35,7 @@ leaf_hashes(const uint8_t secret[FL_BATCH_SECRET_LEN],
             const struct fl_flow *flows, size_t n,
             uint8_t (*leaves)[FL_HASH_LEN])
 {
-    uint8_t salts[SALT_CHUNK][FL_HASH_LEN];
+    uint8_t salts[SALT_CHUNK][FL_SALT_LEN];
     size_t max_extra = 0;
     size_t cap;
     uint8_t *buf;
@@ -46,7 +46,7 @@ leaf_hashes(const uint8_t secret[FL_BATCH_SECRET_LEN],
             max_extra = flows[i].extra_len;
         }
     }
-    cap = LEAF_HEAD + FL_CANON_FIXED + max_extra;
+    cap = LEAF_HEAD + FL_CANON_MAX + max_extra;
     buf = malloc(cap);
     if (buf == NULL) {
         return FL_ENOMEM;
@@ -61,7 +61,7 @@ leaf_hashes(const uint8_t secret[FL_BATCH_SECRET_LEN],
             fl_merkle_leaf_salts(secret, i,
                                  left < SALT_CHUNK ? left : SALT_CHUNK, salts);
         }
-        memcpy(buf + 1, salts[i % SALT_CHUNK], FL_HASH_LEN);
+        memcpy(buf + 1, salts[i % SALT_CHUNK], FL_SALT_LEN);
         len = fl_flow_canon(&flows[i], buf + LEAF_HEAD, cap - LEAF_HEAD);
         if (len < 0) {
             rc = len;
@@ -345,7 +345,7 @@ struct leaf_pass {
     uint8_t (*leaves)[FL_HASH_LEN];
     size_t n;
     size_t i;
-    uint8_t salts[SALT_CHUNK][FL_HASH_LEN];
+    uint8_t salts[SALT_CHUNK][FL_SALT_LEN];
     uint8_t *buf;
     size_t cap;
     int rc;
@@ -355,7 +355,7 @@ static void
 leaf_one(void *arg, const struct fl_flow *f)
 {
     struct leaf_pass *lp = arg;
-    size_t need = LEAF_HEAD + FL_CANON_FIXED + (size_t)f->extra_len;
+    size_t need = LEAF_HEAD + FL_CANON_MAX + (size_t)f->extra_len;
     int len;
 
     if (lp->rc != FL_OK || lp->i >= lp->n) {
@@ -379,7 +379,7 @@ leaf_one(void *arg, const struct fl_flow *f)
                              left < SALT_CHUNK ? left : SALT_CHUNK, lp->salts);
     }
     lp->buf[0] = 0x00;
-    memcpy(lp->buf + 1, lp->salts[lp->i % SALT_CHUNK], FL_HASH_LEN);
+    memcpy(lp->buf + 1, lp->salts[lp->i % SALT_CHUNK], FL_SALT_LEN);
     len = fl_flow_canon(f, lp->buf + LEAF_HEAD, lp->cap - LEAF_HEAD);
     if (len < 0) {
         lp->rc = len;

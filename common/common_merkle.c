@@ -56,33 +56,33 @@ hasher_final(struct hasher *h, uint8_t out[FL_HASH_LEN])
 
 void
 fl_merkle_leaf_salt(const uint8_t secret[FL_BATCH_SECRET_LEN], uint64_t index,
-                    uint8_t salt[FL_HASH_LEN])
+                    uint8_t salt[FL_SALT_LEN])
 {
     static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES];
     uint8_t block[64] = {0};
 
-    assert(index < ((uint64_t)1 << 33));
+    assert(index < ((uint64_t)1 << 34));
     crypto_stream_chacha20_ietf_xor_ic(block, block, sizeof(block), nonce,
-                                       (uint32_t)(index / 2), secret);
-    memcpy(salt, block + 32 * (index % 2), FL_HASH_LEN);
+                                       (uint32_t)(index / 4), secret);
+    memcpy(salt, block + FL_SALT_LEN * (index % 4), FL_SALT_LEN);
     sodium_memzero(block, sizeof(block));
 }
 
 void
 fl_merkle_leaf_salts(const uint8_t secret[FL_BATCH_SECRET_LEN], uint64_t first,
-                     size_t n, uint8_t (*salts)[FL_HASH_LEN])
+                     size_t n, uint8_t (*salts)[FL_SALT_LEN])
 {
     static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES];
 
-    assert(first % 2 == 0 && first + n <= ((uint64_t)1 << 33));
+    assert(first % 4 == 0 && first + n <= ((uint64_t)1 << 34));
     if (n == 0) {
         return;
     }
     /* The keystream is the salts laid end to end: one call makes them. */
-    memset(salts, 0, n * FL_HASH_LEN);
+    memset(salts, 0, n * FL_SALT_LEN);
     crypto_stream_chacha20_ietf_xor_ic((uint8_t *)salts, (uint8_t *)salts,
-                                       n * FL_HASH_LEN, nonce,
-                                       (uint32_t)(first / 2), secret);
+                                       n * FL_SALT_LEN, nonce,
+                                       (uint32_t)(first / 4), secret);
 }
 
 void
@@ -99,7 +99,7 @@ fl_merkle_hash_leaf(enum fl_hash_alg alg, const void *data, size_t len,
 }
 
 void
-fl_merkle_leaf(enum fl_hash_alg alg, const uint8_t salt[FL_HASH_LEN],
+fl_merkle_leaf(enum fl_hash_alg alg, const uint8_t salt[FL_SALT_LEN],
                const uint8_t *canon, size_t len, uint8_t out[FL_HASH_LEN])
 {
     static const uint8_t prefix = LEAF_PREFIX;
@@ -107,7 +107,7 @@ fl_merkle_leaf(enum fl_hash_alg alg, const uint8_t salt[FL_HASH_LEN],
 
     hasher_init(&h, alg);
     hasher_update(&h, &prefix, 1);
-    hasher_update(&h, salt, FL_HASH_LEN);
+    hasher_update(&h, salt, FL_SALT_LEN);
     hasher_update(&h, canon, len);
     hasher_final(&h, out);
 }

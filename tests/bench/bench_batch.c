@@ -118,21 +118,21 @@ static int
 merkle_only(const struct fl_flow *flows, size_t n, uint8_t (*leaves)[32])
 {
     uint8_t secret[FL_BATCH_SECRET_LEN] = {1};
-    uint8_t salt[2][FL_HASH_LEN];
-    uint8_t canon[FL_CANON_FIXED + 256];
+    uint8_t salt[4][FL_SALT_LEN];
+    uint8_t canon[FL_CANON_MAX + 256];
     uint8_t root[FL_HASH_LEN];
 
     for (size_t i = 0; i < n; i++) {
         int len;
 
-        if (i % 2 == 0) {
-            fl_merkle_leaf_salts(secret, i, n - i < 2 ? 1 : 2, salt);
+        if (i % 4 == 0) {
+            fl_merkle_leaf_salts(secret, i, n - i < 4 ? n - i : 4, salt);
         }
         len = fl_flow_canon(&flows[i], canon, sizeof(canon));
         if (len < 0) {
             return len;
         }
-        fl_merkle_leaf(FL_HASH_BATCH, salt[i % 2], canon, (size_t)len,
+        fl_merkle_leaf(FL_HASH_BATCH, salt[i % 4], canon, (size_t)len,
                        leaves[i]);
     }
     return fl_merkle_root(FL_HASH_BATCH, (const uint8_t(*)[FL_HASH_LEN])leaves,

@@ -24,7 +24,7 @@ struct seen {
 static void
 on_flow(void *arg, const struct fl_flow *f)
 {
-    uint8_t canon[FL_CANON_FIXED + 4096];
+    uint8_t canon[FL_CANON_MAX + 4096];
     struct seen *s = arg;
     int len;
 
@@ -38,7 +38,7 @@ on_flow(void *arg, const struct fl_flow *f)
     /* The canonical form reads every fixed field. */
     len = fl_flow_canon(f, canon, sizeof(canon));
     if (len > 0) {
-        s->sum += canon[len - 1] + canon[FL_CANON_FIXED / 2];
+        s->sum += canon[len - 1] + canon[FL_CANON_MAX / 2];
     }
 }
 

@@ -18,7 +18,7 @@ import sys
 MASK64 = (1 << 64) - 1
 MASK32 = (1 << 32) - 1
 V4_MAPPED = bytes(10) + b"\xff\xff"
-CANON_FIXED = 192
+CANON_MAX = 196
 
 
 def addr_bytes(text):
@@ -72,26 +72,83 @@ def crc32c(data):
     return crc ^ 0xFFFFFFFF
 
 
+def _canon_bits(flow):
+    """The u32 bitmap of a record, rule by rule as the table gives them."""
+    zero = bytes(16)
+    rules = [
+        is_v4(flow["src_addr"]), is_v4(flow["dst_addr"]),
+        is_v4(flow["exporter"]),
+        flow["next_hop"] != zero,
+        flow["next_hop"] != zero and is_v4(flow["next_hop"]),
+        (flow["time_end"] < flow["time_start"]
+         or flow["time_end"] - flow["time_start"] > MASK32),
+        flow["packets"] > MASK32, flow["bytes"] > MASK32,
+    ]
+    rules += [flow[name] != 0 for name in (
+        "in_if", "out_if", "src_as", "dst_as", "mpls", "domain")]
+    rules.append(flow["sampling"] != 1)
+    rules += [flow[name] != 0 for name in (
+        "vlan", "tcp_flags", "tos", "direction", "fw_event")]
+    for name in ("xlate_src_addr", "xlate_dst_addr"):
+        rules.append(flow[name] != zero)
+        rules.append(flow[name] != zero and is_v4(flow[name]))
+    rules += [flow[name] != 0 for name in (
+        "xlate_src_port", "xlate_dst_port", "rev_packets", "rev_bytes")]
+    rules.append(len(flow["extra"]) != 0)
+    return sum(1 << bit for bit, rule in enumerate(rules) if rule)
+
+
+def _canon_addr(addr16, v4):
+    return addr16[12:] if v4 else addr16
+
+
+# The optional fields after proto: (bit, struct format, field name).
+_CANON_OPTIONAL = [
+    (8, "I", "in_if"), (9, "I", "out_if"), (10, "I", "src_as"),
+    (11, "I", "dst_as"), (12, "I", "mpls"), (13, "I", "domain"),
+    (14, "I", "sampling"), (15, "H", "vlan"), (16, "B", "tcp_flags"),
+    (17, "B", "tos"), (18, "B", "direction"), (19, "B", "fw_event"),
+    (20, "addr 21", "xlate_src_addr"), (22, "addr 23", "xlate_dst_addr"),
+    (24, "H", "xlate_src_port"), (25, "H", "xlate_dst_port"),
+    (26, "Q", "rev_packets"), (27, "Q", "rev_bytes"),
+]
+
+
 def canon(flow):
-    """The canonical record: 192 fixed bytes, then extra.
+    """The canonical record, layout version 2: version, bits, the fields
+    every record has, the optional fields whose bit is set, extra.
 
     flow maps every field name of the record to its value; addresses
     are 16 bytes each, extra is bytes."""
-    out = struct.pack(">BQQ", 1, flow["time_start"], flow["time_end"])
-    out += flow["src_addr"] + flow["dst_addr"]
-    out += flow["next_hop"] + flow["exporter"]
-    out += struct.pack(">QQIIIIIIIHHHBBBBB", flow["packets"],
-                       flow["bytes"], flow["in_if"], flow["out_if"],
-                       flow["src_as"], flow["dst_as"], flow["mpls"],
-                       flow["domain"], flow["sampling"], flow["src_port"],
-                       flow["dst_port"], flow["vlan"], flow["proto"],
-                       flow["tcp_flags"], flow["tos"], flow["direction"],
-                       flow["fw_event"])
-    out += flow["xlate_src_addr"] + flow["xlate_dst_addr"]
-    out += struct.pack(">HHQQI", flow["xlate_src_port"],
-                       flow["xlate_dst_port"], flow["rev_packets"],
-                       flow["rev_bytes"], len(flow["extra"]))
-    return out + flow["extra"]
+    bits = _canon_bits(flow)
+
+    def has(bit):
+        return bits >> bit & 1 == 1
+
+    out = struct.pack(">BIQ", 2, bits, flow["time_start"])
+    if has(5):
+        out += struct.pack(">Q", flow["time_end"])
+    else:
+        out += struct.pack(">I", flow["time_end"] - flow["time_start"])
+    out += _canon_addr(flow["src_addr"], has(0))
+    out += _canon_addr(flow["dst_addr"], has(1))
+    out += _canon_addr(flow["exporter"], has(2))
+    if has(3):
+        out += _canon_addr(flow["next_hop"], has(4))
+    out += struct.pack(">Q" if has(6) else ">I", flow["packets"])
+    out += struct.pack(">Q" if has(7) else ">I", flow["bytes"])
+    out += struct.pack(">HHB", flow["src_port"], flow["dst_port"],
+                       flow["proto"])
+    for bit, form, name in _CANON_OPTIONAL:
+        if not has(bit):
+            continue
+        if form.startswith("addr"):
+            out += _canon_addr(flow[name], has(int(form.split()[1])))
+        else:
+            out += struct.pack(">" + form, flow[name])
+    if has(28):
+        out += struct.pack(">I", len(flow["extra"])) + flow["extra"]
+    return out
 
 
 def _rotl32(value, count):
@@ -130,10 +187,10 @@ def chacha20_block(key, counter, nonce):
 
 
 def salt(secret, index):
-    """salt_i: keystream bytes 32i..32i+31, key = secret, nonce zero."""
-    block = chacha20_block(secret, index // 2, bytes(12))
-    half = 32 * (index % 2)
-    return block[half:half + 32]
+    """salt_i: keystream bytes 16i..16i+15, key = secret, nonce zero."""
+    block = chacha20_block(secret, index // 4, bytes(12))
+    quarter = 16 * (index % 4)
+    return block[quarter:quarter + 16]
 
 
 def merkle_root_of_leaves(leaf_hashes, hash_fn):
@@ -238,13 +295,11 @@ VECTOR_FLOW = {
 }
 
 VECTOR_CANON = (
-    "010000018bcfe5687b0000018bcfe579d700000000000000000000ffffc00002"
-    "0120010db800000000000000000000000100000000000000000000ffffc63364"
-    "fe00000000000000000000ffffcb007107000000000000000a00000000000005"
-    "dc00000003000000070000fc000000fde9000000100000010000000001c73801"
-    "bb0064061b20010100000000000000000000ffffc633640a0000000000000000"
-    "0000ffffcb0071329c4001bb000000000000000800000000000017700000000c"
-    "0000000000520004deadbeef")
+    "021fffbf1d0000018bcfe5687b0000115cc000020120010db800000000000000"
+    "0000000001cb007107c63364fe0000000a000005dcc73801bb06000000030000"
+    "00070000fc000000fde9000000100000010000641b200101c633640acb007132"
+    "9c4001bb000000000000000800000000000017700000000c0000000000520004"
+    "deadbeef")
 
 CT_LEAVES = [b"", b"\x00", b"\x10", b"\x20\x21", b"\x30\x31",
              b"\x40\x41\x42\x43", bytes(range(0x50, 0x58)),
@@ -263,14 +318,10 @@ CT_SHA256_ROOTS = [
 ]
 
 SALTS = [
-    (bytes(range(32)), 0,
-     "39fd2b7dd9c5196a8dbd0377b8dc4a498a35d86fbcde6accb2cc7d4cd8ea2492"),
-    (bytes(range(32)), 1,
-     "2b23cce7a26023ab3f0eef693ac87f64258235eab1f7a32dc22762a0485b410c"),
-    (bytes(range(32)), 5,
-     "84a8021b8a5c0b2494cd3c8d5b13507ec7e7a0784df4a3e2ea8162d261c59d23"),
-    (bytes(32), 0,
-     "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7"),
+    (bytes(range(32)), 0, "39fd2b7dd9c5196a8dbd0377b8dc4a49"),
+    (bytes(range(32)), 1, "8a35d86fbcde6accb2cc7d4cd8ea2492"),
+    (bytes(range(32)), 5, "f8b1f3f5e1ad5b5cecf8fc122a35755c"),
+    (bytes(32), 0, "76b8e0ada0f13d90405d6ae55386bd28"),
 ]
 
 BLOOM_HASHES = [
@@ -287,8 +338,18 @@ def _expect(failures, what, got, want):
 
 def _check_canon_vectors(failures):
     encoded = canon(VECTOR_FLOW)
-    _expect(failures, "canonical record fixed part",
-            len(encoded) - len(VECTOR_FLOW["extra"]), CANON_FIXED)
+    _expect(failures, "canonical record length",
+            len(encoded), len(VECTOR_CANON) // 2)
+    widest = dict(VECTOR_FLOW, src_addr=addr_bytes("2001:db8::1"),
+                  dst_addr=addr_bytes("2001:db8::2"),
+                  exporter=addr_bytes("2001:db8::3"),
+                  next_hop=addr_bytes("2001:db8::4"),
+                  xlate_src_addr=addr_bytes("2001:db8::5"),
+                  xlate_dst_addr=addr_bytes("2001:db8::6"),
+                  packets=1 << 40, bytes=1 << 40, sampling=0)
+    widest["time_end"] = widest["time_start"] - 1
+    _expect(failures, "longest canonical record before extra",
+            len(canon(widest)) - len(widest["extra"]), CANON_MAX)
     _expect(failures, "canonical record", encoded.hex(), VECTOR_CANON)
 
 
@@ -317,12 +378,12 @@ def _check_record_leaf_vectors(failures):
     leaf0 = record_leaf(secret, 0, VECTOR_FLOW, blake2b256)
     leaf1 = record_leaf(secret, 1, second, blake2b256)
     _expect(failures, "record leaf 0", leaf0.hex(),
-            "aff73ce2ac4e4f6ac0679af5082bde6d9cb5f66a444bb0a40c5b61cdd4f8d009")
+            "cd347a232ad331e16bf3ccad5b681ff0a4a33493d9c865a98af7836ee53b53f6")
     _expect(failures, "record leaf 1", leaf1.hex(),
-            "7c400edf46529a45ecfad74b8a018315e37fe8e8df8482063d03bf449599e84b")
+            "320c410c236daf6f2e1da91d7cda395ebab39829a2ac305f69dbb965b89ad7dd")
     _expect(failures, "root of the two records",
             merkle_root_of_leaves([leaf0, leaf1], blake2b256).hex(),
-            "75e5cace3254f1407e778962921afb946ca67b7d2b95caea1a1252a70f574363")
+            "2c5a83295240c947f34010a1aa580108ac3e2d1dedf2cec84eeb78333f39f4a2")
 
 
 def _check_bloom_vectors(failures):

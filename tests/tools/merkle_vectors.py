@@ -27,13 +27,13 @@ def blake2b256(b=b""):
 
 
 def salt(secret, i):
-    """salt_i: bytes 32i..32i+31 of the ChaCha20 (RFC 8439) keystream,
+    """salt_i: bytes 16i..16i+15 of the ChaCha20 (RFC 8439) keystream,
     key = secret, nonce zero; needs the "cryptography" module."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-    nonce = (i // 2).to_bytes(4, "little") + bytes(12)
+    nonce = (i // 4).to_bytes(4, "little") + bytes(12)
     enc = Cipher(algorithms.ChaCha20(secret, nonce), mode=None).encryptor()
     block = enc.update(bytes(64))
-    return block[32 * (i % 2):32 * (i % 2) + 32]
+    return block[16 * (i % 4):16 * (i % 4) + 16]
 
 
 def main():

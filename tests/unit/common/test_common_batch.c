@@ -88,7 +88,7 @@ make_flows(struct fl_flow *f, size_t n)
 }
 
 struct collect {
-    uint8_t (*canon)[FL_CANON_FIXED + 64];
+    uint8_t (*canon)[FL_CANON_MAX + 64];
     int *lens;
     size_t n;
     size_t cap;
@@ -113,7 +113,7 @@ check_round_trip(const uint8_t *b, size_t len, const struct fl_flow *flows,
     struct fl_batch_view v;
     struct collect c = {0};
     char err[256] = "";
-    uint8_t want[FL_CANON_FIXED + 64];
+    uint8_t want[FL_CANON_MAX + 64];
 
     cr_assert_eq(
         fl_batch_open(b, len, fl_seckey_public(key), &v, err, sizeof(err)),

@@ -150,8 +150,8 @@ got_free(struct got *g)
 static void
 assert_same_flow(const struct fl_flow *a, const struct fl_flow *b, size_t i)
 {
-    static uint8_t ca[FL_CANON_FIXED + 2048];
-    static uint8_t cb[FL_CANON_FIXED + 2048];
+    static uint8_t ca[FL_CANON_MAX + 2048];
+    static uint8_t cb[FL_CANON_MAX + 2048];
     int la = fl_flow_canon(a, ca, sizeof(ca));
     int lb = fl_flow_canon(b, cb, sizeof(cb));
 
