@@ -47,6 +47,15 @@ struct pgroup {
     uint8_t len;
     size_t start;
     size_t n;
+    uint64_t mask_hi; /* len as a mask over the address, big-endian */
+    uint64_t mask_lo;
+};
+
+/* An address as two big-endian words: compared like memcmp, masked in
+ * two ANDs.  The evaluator runs once or twice per record scanned. */
+struct pkey {
+    uint64_t hi;
+    uint64_t lo;
 };
 
 struct pset {
@@ -54,6 +63,7 @@ struct pset {
     size_t n;
     struct pgroup *groups;
     size_t ngroups;
+    struct pkey *keys; /* p's addresses, in p's order */
 };
 
 struct node {
@@ -90,6 +100,7 @@ node_free(struct node *n)
     free(n->values);
     free(n->set.p);
     free(n->set.groups);
+    free(n->set.keys);
     free(n->kids);
     free(n);
 }
@@ -160,16 +171,29 @@ prefix_order(const void *a, const void *b)
     return fl_addr_cmp(&x->addr, &y->addr);
 }
 
-static void
-mask_addr(struct fl_addr *a, unsigned len)
+static uint64_t
+load_be64(const uint8_t *b)
 {
-    for (unsigned i = 0; i < 16; i++) {
-        unsigned keep = len > i * 8 ? len - i * 8 : 0;
+    uint64_t v = 0;
 
-        if (keep < 8) {
-            a->b[i] &= (uint8_t)(0xff00u >> keep);
-        }
+    for (unsigned i = 0; i < 8; i++) {
+        v = v << 8 | b[i];
     }
+    return v;
+}
+
+static struct pkey
+pkey_of(const struct fl_addr *a)
+{
+    struct pkey k = {load_be64(a->b), load_be64(a->b + 8)};
+
+    return k;
+}
+
+static uint64_t
+mask_word(unsigned len)
+{
+    return len == 0 ? 0 : len >= 64 ? UINT64_MAX : ~(UINT64_MAX >> len);
 }
 
 /* Sorts the set and indexes its lengths; called once the list is read. */
@@ -180,13 +204,19 @@ pset_finish(struct pset *s)
         qsort(s->p, s->n, sizeof(*s->p), prefix_order);
     }
     s->groups = calloc(129, sizeof(*s->groups));
-    if (s->groups == NULL) {
+    s->keys = calloc(s->n > 0 ? s->n : 1, sizeof(*s->keys));
+    if (s->groups == NULL || s->keys == NULL) {
         return FL_ENOMEM;
     }
     for (size_t i = 0; i < s->n; i++) {
-        if (s->ngroups == 0 || s->groups[s->ngroups - 1].len != s->p[i].len) {
-            s->groups[s->ngroups].len = s->p[i].len;
+        unsigned len = s->p[i].len;
+
+        s->keys[i] = pkey_of(&s->p[i].addr);
+        if (s->ngroups == 0 || s->groups[s->ngroups - 1].len != len) {
+            s->groups[s->ngroups].len = (uint8_t)len;
             s->groups[s->ngroups].start = i;
+            s->groups[s->ngroups].mask_hi = mask_word(len);
+            s->groups[s->ngroups].mask_lo = mask_word(len > 64 ? len - 64 : 0);
             s->ngroups++;
         }
         s->groups[s->ngroups - 1].n++;
@@ -194,15 +224,44 @@ pset_finish(struct pset *s)
     return FL_OK;
 }
 
-static bool
+/* Binary search of one length's keys for the masked address. */
+static inline bool
+pgroup_holds(const struct pkey *k, size_t n, uint64_t hi, uint64_t lo)
+{
+    size_t lo_i = 0;
+
+    if (n == 1) {
+        /* The usual "net X" or "host X": one comparison, no search. */
+        return k->hi == hi && k->lo == lo;
+    }
+
+    while (n > 0) {
+        size_t half = n / 2;
+        const struct pkey *m = &k[lo_i + half];
+
+        if (m->hi == hi && m->lo == lo) {
+            return true;
+        }
+        if (m->hi < hi || (m->hi == hi && m->lo < lo)) {
+            lo_i += half + 1;
+            n -= half + 1;
+        } else {
+            n = half;
+        }
+    }
+    return false;
+}
+
+static inline bool
 pset_contains(const struct pset *s, const struct fl_addr *a)
 {
-    for (size_t g = 0; g < s->ngroups; g++) {
-        struct fl_prefix key = {*a, s->groups[g].len};
+    struct pkey key = pkey_of(a);
 
-        mask_addr(&key.addr, key.len);
-        if (bsearch(&key, s->p + s->groups[g].start, s->groups[g].n,
-                    sizeof(*s->p), prefix_order) != NULL) {
+    for (size_t g = 0; g < s->ngroups; g++) {
+        const struct pgroup *gr = &s->groups[g];
+
+        if (pgroup_holds(s->keys + gr->start, gr->n, key.hi & gr->mask_hi,
+                         key.lo & gr->mask_lo)) {
             return true;
         }
     }

@@ -127,6 +127,18 @@ heap_down(struct fl_row *v, size_t n, size_t i)
     }
 }
 
+/* The sensor name into a row, cut to the row's field as before. */
+static void
+row_sensor(struct fl_row *row, const char *sensor)
+{
+    size_t len = sensor != NULL ? strnlen(sensor, sizeof(row->sensor) - 1) : 0;
+
+    if (len > 0) {
+        memcpy(row->sensor, sensor, len);
+    }
+    row->sensor[len] = '\0';
+}
+
 /* Copies flow into row, taking its own copy of the borrowed extra. */
 static int
 row_fill(struct fl_row *row, const struct fl_flow *flow, const char *sensor)
@@ -142,8 +154,7 @@ row_fill(struct fl_row *row, const struct fl_flow *flow, const char *sensor)
     }
     row->flow = *flow;
     row->flow.extra = extra;
-    snprintf(row->sensor, sizeof(row->sensor), "%s",
-             sensor != NULL ? sensor : "");
+    row_sensor(row, sensor);
     return FL_OK;
 }
 
@@ -173,13 +184,15 @@ rows_add_locked(struct fl_rows *r, const struct fl_flow *flow,
     int rc;
 
     if (r->limit > 0 && r->n == r->limit) {
-        /* Full heap: a flow later than the latest kept is not wanted. */
+        /* Full heap: a flow later than the latest kept is not wanted,
+         * and is refused before its extra is copied. */
+        row.flow = *flow;
+        row_sensor(&row, sensor);
+        if (fl_row_cmp(&row, &r->v[0]) >= 0) {
+            return FL_OK;
+        }
         if (row_fill(&row, flow, sensor) != FL_OK) {
             return FL_ENOMEM;
-        }
-        if (fl_row_cmp(&row, &r->v[0]) >= 0) {
-            free((void *)row.flow.extra);
-            return FL_OK;
         }
         free((void *)r->v[0].flow.extra);
         r->v[0] = row;
@@ -471,27 +484,91 @@ csv_field(struct fl_output *o, const char *s, bool last)
     emit(o, "\"%s", last ? "\n" : ",");
 }
 
+/* A CSV line is built in memory with plain digit loops: printf's
+ * format parsing cost more than the rest of a row. */
+struct line {
+    char b[1024];
+    size_t n;
+};
+
+static void
+line_str(struct line *l, const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len > sizeof(l->b) - l->n) {
+        len = sizeof(l->b) - l->n;
+    }
+    memcpy(l->b + l->n, s, len);
+    l->n += len;
+}
+
+/* v in decimal, then sep. */
+static void
+line_u64(struct line *l, uint64_t v, char sep)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+
+    tmp[--i] = sep;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    if (sizeof(tmp) - i <= sizeof(l->b) - l->n) {
+        memcpy(l->b + l->n, tmp + i, sizeof(tmp) - i);
+        l->n += sizeof(tmp) - i;
+    }
+}
+
+static void
+line_addr(struct line *l, const struct fl_addr *a)
+{
+    char buf[FL_ADDR_STRLEN];
+
+    line_str(l, fl_addr_format(a, buf));
+    line_str(l, ",");
+}
+
 static void
 csv_row(struct fl_output *o, const struct fl_flow *f, const char *sensor)
 {
-    char start[FL_TIME_STRLEN];
-    char end[FL_TIME_STRLEN];
-    char src[FL_ADDR_STRLEN];
-    char dst[FL_ADDR_STRLEN];
-    char hop[FL_ADDR_STRLEN];
-    char exp[FL_ADDR_STRLEN];
+    char t[FL_TIME_STRLEN];
+    struct line l = {.n = 0};
 
-    fl_time_format(f->time_start, start);
-    fl_time_format(f->time_end, end);
-    emit(o, "%s,%s,%s,%s,%u,%u,%u,%u,%u,%llu,%llu,%u,%u,%u,%u,", start, end,
-         fl_addr_format(&f->src_addr, src), fl_addr_format(&f->dst_addr, dst),
-         f->src_port, f->dst_port, f->proto, f->tcp_flags, f->tos,
-         (unsigned long long)f->packets, (unsigned long long)f->bytes, f->in_if,
-         f->out_if, f->src_as, f->dst_as);
-    emit(o, "%s,%u,%u,%u,%s,%u,%u,",
-         fl_addr_is_zero(&f->next_hop) ? "" : fl_addr_format(&f->next_hop, hop),
-         f->vlan, f->mpls, f->direction, fl_addr_format(&f->exporter, exp),
-         f->domain, f->sampling);
+    fl_time_format(f->time_start, t);
+    line_str(&l, t);
+    line_str(&l, ",");
+    fl_time_format(f->time_end, t);
+    line_str(&l, t);
+    line_str(&l, ",");
+    line_addr(&l, &f->src_addr);
+    line_addr(&l, &f->dst_addr);
+    line_u64(&l, f->src_port, ',');
+    line_u64(&l, f->dst_port, ',');
+    line_u64(&l, f->proto, ',');
+    line_u64(&l, f->tcp_flags, ',');
+    line_u64(&l, f->tos, ',');
+    line_u64(&l, f->packets, ',');
+    line_u64(&l, f->bytes, ',');
+    line_u64(&l, f->in_if, ',');
+    line_u64(&l, f->out_if, ',');
+    line_u64(&l, f->src_as, ',');
+    line_u64(&l, f->dst_as, ',');
+    if (fl_addr_is_zero(&f->next_hop)) {
+        line_str(&l, ",");
+    } else {
+        line_addr(&l, &f->next_hop);
+    }
+    line_u64(&l, f->vlan, ',');
+    line_u64(&l, f->mpls, ',');
+    line_u64(&l, f->direction, ',');
+    line_addr(&l, &f->exporter);
+    line_u64(&l, f->domain, ',');
+    line_u64(&l, f->sampling, ',');
+    if (fwrite(l.b, 1, l.n, o->fp) != l.n) {
+        o->failed = true;
+    }
     csv_field(o, sensor != NULL ? sensor : "", true);
 }
 

@@ -16,8 +16,11 @@ struct scan_ctx {
     struct fl_archive *a;
     const struct fl_scan *q;
     const struct fl_seg **segs; /* every segment in the window */
+    size_t *first;              /* segs[i]'s blocks start at first[i] */
+    atomic_bool *counted;       /* segs[i] already counted in the stats */
     size_t nsegs;
-    atomic_size_t next_seg;
+    size_t nblks; /* blocks of every listed segment */
+    atomic_size_t next_blk;
     atomic_bool stop;
     pthread_mutex_t mu; /* guards st and err */
     struct fl_scan_stats st;
@@ -31,6 +34,8 @@ struct scan_worker {
     const char *sensor;
     uint8_t *buf;
     size_t cap;
+    size_t seg; /* the segment fd is open on */
+    int fd;
 };
 
 static void
@@ -113,49 +118,41 @@ scan_block(struct scan_worker *w, const struct fl_seg *s, int fd,
     return ret;
 }
 
+/* Visits block k of segment i: the window, the index, then the read. */
 static int
-scan_segment(struct scan_worker *w, const struct fl_seg *s)
+scan_one(struct scan_worker *w, size_t i, size_t k)
 {
     const struct fl_scan *q = w->c->q;
-    int fd = -1;
-    int ret = FL_OK;
-    bool counted = false;
+    const struct fl_seg *s = w->c->segs[i];
+    const struct fl_blk *b = &s->blks[k];
 
-    for (size_t i = 0; i < s->nblks && ret == FL_OK; i++) {
-        const struct fl_blk *b = &s->blks[i];
-
-        if (atomic_load(&w->c->stop)) {
-            break;
-        }
-        if (b->flags & FL_BLK_CORRUPT) {
-            w->st.blocks_corrupt++;
-            continue;
-        }
-        if (b->time_first >= q->t_end || b->time_last < q->t_start) {
-            continue;
-        }
-        if (!counted) {
-            w->st.segments++;
-            counted = true;
-        }
-        w->st.blocks++;
-        if (!q->no_index && !block_is_candidate(b, q)) {
-            w->st.blocks_pruned++;
-            continue;
-        }
-        if (fd < 0) {
-            fd = open(s->path, O_RDONLY | O_CLOEXEC);
-            if (fd < 0) {
-                ret = FL_EIO;
-                break;
-            }
-        }
-        ret = scan_block(w, s, fd, b);
+    if (b->flags & FL_BLK_CORRUPT) {
+        w->st.blocks_corrupt++;
+        return FL_OK;
     }
-    if (fd >= 0) {
-        close(fd);
+    if (b->time_first >= q->t_end || b->time_last < q->t_start) {
+        return FL_OK;
     }
-    return ret;
+    if (!atomic_exchange(&w->c->counted[i], true)) {
+        w->st.segments++;
+    }
+    w->st.blocks++;
+    if (!q->no_index && !block_is_candidate(b, q)) {
+        w->st.blocks_pruned++;
+        return FL_OK;
+    }
+    if (w->fd >= 0 && w->seg != i) {
+        close(w->fd);
+        w->fd = -1;
+    }
+    if (w->fd < 0) {
+        w->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+        if (w->fd < 0) {
+            return FL_EIO;
+        }
+        w->seg = i;
+    }
+    return scan_block(w, s, w->fd, b);
 }
 
 static void
@@ -170,17 +167,28 @@ add_stats(struct fl_scan_stats *to, const struct fl_scan_stats *from)
     to->matched += from->matched;
 }
 
+/* Blocks, not segments, are shared out: one big segment (the open one
+ * of a busy sensor) still keeps every thread busy.  Each worker claims
+ * the next block; a worker's claims only grow, so its segment cursor
+ * only moves forward. */
 static void *
 scan_worker_run(void *arg)
 {
     struct scan_ctx *c = arg;
-    struct scan_worker w = {.c = c};
+    struct scan_worker w = {.c = c, .fd = -1};
     int ret = FL_OK;
-    size_t i;
+    size_t seg = 0;
+    size_t g;
 
     while (ret == FL_OK && !atomic_load(&c->stop) &&
-           (i = atomic_fetch_add(&c->next_seg, 1)) < c->nsegs) {
-        ret = scan_segment(&w, c->segs[i]);
+           (g = atomic_fetch_add(&c->next_blk, 1)) < c->nblks) {
+        while (g >= c->first[seg] + c->segs[seg]->nblks) {
+            seg++;
+        }
+        ret = scan_one(&w, seg, g - c->first[seg]);
+    }
+    if (w.fd >= 0) {
+        close(w.fd);
     }
     pthread_mutex_lock(&c->mu);
     add_stats(&c->st, &w.st);
@@ -219,8 +227,11 @@ collect_segments(struct scan_ctx *c)
     for (unsigned i = 0; i < c->a->nshards; i++) {
         total += c->a->shards[i].n;
     }
-    c->segs = calloc(total > 0 ? total : 1, sizeof(*c->segs));
-    if (c->segs == NULL) {
+    total = total > 0 ? total : 1;
+    c->segs = calloc(total, sizeof(*c->segs));
+    c->first = calloc(total, sizeof(*c->first));
+    c->counted = calloc(total, sizeof(*c->counted));
+    if (c->segs == NULL || c->first == NULL || c->counted == NULL) {
         return FL_ENOMEM;
     }
     for (unsigned i = 0; i < c->a->nshards; i++) {
@@ -228,6 +239,9 @@ collect_segments(struct scan_ctx *c)
 
         for (size_t j = 0; j < sh->n; j++) {
             if (seg_in_window(sh->segs[j], c->q)) {
+                atomic_init(&c->counted[c->nsegs], false);
+                c->first[c->nsegs] = c->nblks;
+                c->nblks += sh->segs[j]->nblks;
                 c->segs[c->nsegs++] = sh->segs[j];
             }
         }
@@ -244,8 +258,8 @@ thread_count(const struct scan_ctx *c)
     if (n == 0) {
         n = cpus > 0 ? (size_t)cpus : 1;
     }
-    if (n > c->nsegs) {
-        n = c->nsegs;
+    if (n > c->nblks) {
+        n = c->nblks;
     }
     return n > 64 ? 64 : (n ? (unsigned)n : 1);
 }
@@ -262,7 +276,7 @@ fl_archive_scan(struct fl_archive *a, const struct fl_scan *q,
     memset(&c, 0, sizeof(c));
     c.a = a;
     c.q = q;
-    atomic_init(&c.next_seg, 0);
+    atomic_init(&c.next_blk, 0);
     atomic_init(&c.stop, false);
     pthread_mutex_init(&c.mu, NULL);
 
@@ -285,6 +299,8 @@ fl_archive_scan(struct fl_archive *a, const struct fl_scan *q,
     pthread_rwlock_unlock(&a->lock);
 
     free(c.segs);
+    free(c.first);
+    free(c.counted);
     pthread_mutex_destroy(&c.mu);
     if (st != NULL) {
         *st = c.st;
