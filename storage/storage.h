@@ -89,12 +89,11 @@ struct fl_scan {
     /* The full predicate; NULL matches everything in the window. */
     bool (*match)(void *arg, const struct fl_flow *f, const char *sensor);
     void *match_arg;
-    /* Called for each match, possibly from several threads at once
-     * (one per shard): it must lock what it shares.  Returning false
-     * stops the scan. */
+    /* Called for each match, possibly from several threads at once:
+     * it must lock what it shares.  Returning false stops the scan. */
     bool (*emit)(void *arg, const struct fl_flow *f, const char *sensor);
     void *emit_arg;
-    unsigned threads; /* 0: one per shard, at most the CPUs */
+    unsigned threads; /* 0: one per CPU */
 };
 
 struct fl_scan_stats {
