@@ -752,5 +752,8 @@ int fl_batch_records(const struct fl_batch_view *v,
 /* CRC-32C (Castagnoli, reflected 0x82f63b78), for block checksums.  crc
  * starts at 0 and chains: fl_crc32c(fl_crc32c(0, a), b) covers a || b. */
 uint32_t fl_crc32c(uint32_t crc, const void *data, size_t len);
+/* The table-driven path, used where the CPU has no crc32 instruction;
+ * public so that tests can compare both. */
+uint32_t fl_crc32c_portable(uint32_t crc, const void *data, size_t len);
 
 #endif /* FL_COMMON_H */

@@ -1,10 +1,13 @@
 /*
- * CRC-32C (Castagnoli) for block checksums: table-driven, eight bytes a
- * step ("slicing-by-8"), with tables built once on first use.
+ * CRC-32C (Castagnoli) for block checksums: the SSE4.2 crc32 instruction
+ * where the CPU has it (checksums are a large share of a query that
+ * opens many segments), else table-driven, eight bytes a step
+ * ("slicing-by-8"), with tables built once on first use.
  */
 #include "common.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #define CRC32C_POLY 0x82f63b78u /* reflected Castagnoli polynomial */
 
@@ -41,7 +44,7 @@ load_le32(const uint8_t *p)
 }
 
 uint32_t
-fl_crc32c(uint32_t crc, const void *data, size_t len)
+fl_crc32c_portable(uint32_t crc, const void *data, size_t len)
 {
     const uint8_t *p = data;
 
@@ -65,3 +68,53 @@ fl_crc32c(uint32_t crc, const void *data, size_t len)
     }
     return ~crc;
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The instruction computes the same reflected CRC without the final
+ * inversions; bytes are consumed lowest address first, as loaded. */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_sse42(uint32_t crc, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    uint64_t c = ~crc;
+
+    while (len >= 8) {
+        uint64_t v;
+
+        memcpy(&v, p, sizeof(v));
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        len -= 8;
+    }
+    while (len > 0) {
+        c = __builtin_ia32_crc32qi((uint32_t)c, *p);
+        p++;
+        len--;
+    }
+    return ~(uint32_t)c;
+}
+
+static uint32_t (*crc_impl)(uint32_t, const void *, size_t);
+static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
+
+static void
+impl_choose(void)
+{
+    __builtin_cpu_init();
+    crc_impl =
+        __builtin_cpu_supports("sse4.2") ? crc32c_sse42 : fl_crc32c_portable;
+}
+
+uint32_t
+fl_crc32c(uint32_t crc, const void *data, size_t len)
+{
+    pthread_once(&impl_once, impl_choose);
+    return crc_impl(crc, data, len);
+}
+#else
+uint32_t
+fl_crc32c(uint32_t crc, const void *data, size_t len)
+{
+    return fl_crc32c_portable(crc, data, len);
+}
+#endif

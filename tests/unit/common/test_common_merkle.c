@@ -278,3 +278,23 @@ Test(common_crc32c, gives_the_standard_check_value)
     cr_assert_eq(fl_crc32c(fl_crc32c(0, big, 3), big + 3, sizeof(big) - 3),
                  whole);
 }
+
+Test(common_crc32c, agrees_with_the_portable_path_at_every_length)
+{
+    uint8_t buf[600];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        buf[i] = (uint8_t)(x >> 56);
+    }
+    /* Every length and misalignment, chained from a non-zero CRC. */
+    for (size_t off = 0; off < 8; off++) {
+        for (size_t len = 0; len + off <= sizeof(buf); len += 7) {
+            cr_assert_eq(fl_crc32c(0x1234u, buf + off, len),
+                         fl_crc32c_portable(0x1234u, buf + off, len),
+                         "off %zu len %zu", off, len);
+        }
+    }
+    cr_assert_eq(fl_crc32c_portable(0, "123456789", 9), 0xe3069283u);
+}
