@@ -8,26 +8,7 @@
 
 #include "test_sensor_msg.h"
 
-static struct fl_decoder *dec;
-static struct fl_addr exp1;
-static struct sink snk;
-static struct mb msg;
-
-static void
-setup(void)
-{
-    cr_assert_eq(fl_decoder_new(NULL, &dec), FL_OK);
-    exp1 = exporter_v4(0xc0000201);
-    memset(&snk, 0, sizeof(snk));
-}
-
-static void
-teardown(void)
-{
-    fl_decoder_free(dec);
-}
-
-TestSuite(sensor_decode, .init = setup, .fini = teardown);
+TestSuite(sensor_decode, .init = fixture_setup, .fini = fixture_teardown);
 
 /* A v5 datagram of n records, engine 3/7, sampled 1 in 10. */
 static void

@@ -6,26 +6,7 @@
 
 #include "test_sensor_msg.h"
 
-static struct fl_decoder *dec;
-static struct fl_addr exp1;
-static struct sink snk;
-static struct mb msg;
-
-static void
-setup(void)
-{
-    cr_assert_eq(fl_decoder_new(NULL, &dec), FL_OK);
-    exp1 = exporter_v4(0xc0000201);
-    memset(&snk, 0, sizeof(snk));
-}
-
-static void
-teardown(void)
-{
-    fl_decoder_free(dec);
-}
-
-TestSuite(sensor_ipfix, .init = setup, .fini = teardown);
+TestSuite(sensor_ipfix, .init = fixture_setup, .fini = fixture_teardown);
 
 static void
 renew(const struct fl_decoder_limits *lim)

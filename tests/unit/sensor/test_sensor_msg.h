@@ -1,12 +1,14 @@
 /*
  * Helpers the decoder tests share: building NetFlow v9 and IPFIX messages
- * by hand, byte by byte, and collecting the flows a decoder delivers.
+ * by hand, byte by byte, collecting the flows a decoder delivers, and the
+ * common fixture.
  */
 #ifndef FL_TEST_SENSOR_MSG_H
 #define FL_TEST_SENSOR_MSG_H
 
 #include "sensor_int.h"
 
+#include <criterion/criterion.h>
 #include <string.h>
 
 /* A message under construction; set_at is where the open set begins. */
@@ -181,6 +183,27 @@ stats_of(const struct fl_decoder *d)
 
     fl_decoder_get_stats(d, &st);
     return st;
+}
+
+/* The fixture most decoder tests share: a decoder with default limits,
+ * one IPv4 exporter, a sink for flows and a message being built. */
+static struct fl_decoder *dec;
+static struct fl_addr exp1;
+static struct sink snk;
+static struct mb msg;
+
+static inline void
+fixture_setup(void)
+{
+    cr_assert_eq(fl_decoder_new(NULL, &dec), FL_OK);
+    exp1 = exporter_v4(0xc0000201);
+    memset(&snk, 0, sizeof(snk));
+}
+
+static inline void
+fixture_teardown(void)
+{
+    fl_decoder_free(dec);
 }
 
 #endif /* FL_TEST_SENSOR_MSG_H */

@@ -8,10 +8,6 @@
 
 #include "test_sensor_msg.h"
 
-static struct fl_decoder *dec;
-static struct fl_addr exp1;
-static struct sink snk;
-static struct mb msg;
 static uint8_t *saved;
 static size_t saved_len;
 
