@@ -22,13 +22,15 @@ import importlib
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import procs  # noqa: E402
 
 NAME = "edge-1"
 RESULTS = {"passed": 0, "failed": 0}
@@ -86,7 +88,7 @@ def missing_prerequisite():
     return None
 
 
-class Sensor:
+class Sensor(procs.Daemon):
     """One fl0wer-sensor --archive process on a free port, IPv4 and
     IPv6."""
 
@@ -96,34 +98,7 @@ class Sensor:
         args = [os.environ["FL_SENSOR"], "--listen", str(self.port),
                 "--archive", env["archive"], "--state", env["state"],
                 "--key", env["key"], "--name", NAME]
-        self.err = open(self.err_path, "w")
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                     stderr=self.err)
-
-    def stderr(self):
-        with open(self.err_path, errors="replace") as fh:
-            return fh.read()
-
-    def wait_listening(self, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "FL-SENSOR-LISTEN" in self.stderr():
-                return True
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
-
-    def stop(self, settle=1.0):
-        time.sleep(settle)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            status = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            status = self.proc.wait()
-        self.err.close()
-        return status
+        super().__init__(args, self.err_path)
 
 
 def archive_captures(env):

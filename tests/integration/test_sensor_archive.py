@@ -19,13 +19,15 @@ import collections
 import json
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import procs  # noqa: E402
 
 NAME = "edge-1"
 RATE = 50000
@@ -57,7 +59,7 @@ class Env:
         os.mkdir(self.keys)
 
 
-class Sensor:
+class Sensor(procs.Daemon):
     """One fl0wer-sensor --archive process on a free loopback port."""
 
     def __init__(self, env, tag, name=NAME, key=None):
@@ -67,42 +69,7 @@ class Sensor:
         args = [os.environ["FL_SENSOR"], "--listen", self.target,
                 "--archive", env.archive, "--state", env.state,
                 "--key", key or env.key, "--name", name]
-        self.err = open(self.err_path, "w")
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                     stderr=self.err)
-        self.status = None
-
-    def stderr(self):
-        with open(self.err_path, errors="replace") as fh:
-            return fh.read()
-
-    def wait_listening(self, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "FL-SENSOR-LISTEN" in self.stderr():
-                return True
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
-
-    def wait_exit(self, timeout=30):
-        try:
-            self.status = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.status = self.proc.wait()
-        self.err.close()
-        return self.status
-
-    def stop(self, settle=0.5):
-        time.sleep(settle)
-        self.proc.send_signal(signal.SIGTERM)
-        return self.wait_exit()
-
-    def kill(self):
-        self.proc.kill()
-        return self.wait_exit()
+        super().__init__(args, self.err_path)
 
 
 def gen_args(sensor, truth, version, flows, seed):

@@ -16,12 +16,14 @@ import collections
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import procs  # noqa: E402
 
 RATE = 20000
 FLOWS = 20000
@@ -49,7 +51,7 @@ def loopback_v6():
         return False
 
 
-class Sensor:
+class Sensor(procs.Daemon):
     """One fl0wer-sensor process on a free loopback port."""
 
     def __init__(self, workdir, tag, v6=False, state=None):
@@ -63,38 +65,7 @@ class Sensor:
                 "--print", "ndjson"]
         if state is not None:
             args += ["--state", state]
-        self.out = open(self.out_path, "w")
-        self.err = open(self.err_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.out, stderr=self.err)
-        self.status = None
-
-    def stderr(self):
-        with open(self.err_path, errors="replace") as fh:
-            return fh.read()
-
-    def wait_listening(self, timeout=10.0):
-        """True once the listen log line is out; False if it never comes."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "FL-SENSOR-LISTEN" in self.stderr():
-                return True
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
-
-    def stop(self, settle=0.5):
-        """Lets the socket drain, then SIGTERM; returns the exit status."""
-        time.sleep(settle)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.status = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.status = self.proc.wait()
-        self.out.close()
-        self.err.close()
-        return self.status
+        super().__init__(args, self.err_path, self.out_path)
 
     def flows(self):
         with open(self.out_path, errors="replace") as fh:
